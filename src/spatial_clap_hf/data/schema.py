@@ -30,7 +30,9 @@ SOURCE_FEATURES = Features(
 )
 
 #: Names of the evaluation sets, each saved with ``save_to_disk`` under ``<eval-dir>/<name>``.
-EVAL_SET_NAMES = ("doa", "assignment2", "assignment3", "retrieval")
+#: All come from test rooms and test clips, except ``doa_val`` (validation rooms and clips,
+#: same columns as ``doa``), which only fits the linear DoA probe scored on ``doa``.
+EVAL_SET_NAMES = ("doa", "doa_val", "assignment2", "assignment3", "retrieval")
 
 
 def _spatial_columns() -> dict:
