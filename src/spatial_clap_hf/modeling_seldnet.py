@@ -1,0 +1,406 @@
+"""SELDnet-style spatial encoder (CRNN on the multichannel STFT) and its SED/DoA pretraining heads.
+
+Angles are folded azimuths in degrees, asin(sin θ) ∈ [−90°, 90°] (0° front, +90° left,
+−90° right). Targets are clip-level (one value per clip and class, which is what a static
+source gives) and are broadcast over frames; frame-level targets are accepted too.
+
+This file is part of the self-contained model family: it imports only torch,
+numpy, transformers and its sibling model files.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import initialization as init
+from transformers.modeling_utils import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_seldnet import SeldNetConfig
+from .frontend_spatial_clap import ClapLogMel, SincResampler, SourceFrontend, SpatialStftFrontend
+
+_FRONTENDS = (SincResampler, ClapLogMel, SourceFrontend, SpatialStftFrontend)
+DOA_SCALE_DEG = 90.0
+
+
+@dataclass
+class SeldNetModelOutput(ModelOutput):
+    """Output of [`SeldNetModel`].
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch, frames, 2 * gru_hidden_size)`): frame features.
+        pooler_output (`torch.FloatTensor` of shape `(batch, 2 * gru_hidden_size)`): z_sp, the mean of the
+            frame features over the valid frames.
+        frame_mask (`torch.BoolTensor` of shape `(batch, frames)`): frames whose centre lies on a real
+            (non-padded) sample; all True without ``attention_mask``.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    frame_mask: torch.BoolTensor | None = None
+
+
+@dataclass
+class SeldNetSoundEventLocalizationOutput(ModelOutput):
+    """Output of [`SeldNetForSoundEventLocalization`].
+
+    Args:
+        loss (`torch.FloatTensor` scalar, *optional*): ``sed_loss + doa_loss_weight * doa_loss`` of the
+            terms whose labels were given.
+        sed_loss, doa_loss (`torch.FloatTensor` scalars, *optional*): the two terms.
+        sed_logits (`torch.FloatTensor` of shape `(batch, frames, num_classes)`, *optional*): SED logits
+            (sigmoid gives the activity probability); ``None`` when ``num_classes == 0``.
+        doa_deg (`torch.FloatTensor`): folded azimuth predictions in degrees in [−90, 90]; shape
+            `(batch, frames, num_classes)` for ``doa_mode="per_class"``, `(batch,)` for ``"single"``.
+        last_hidden_state, pooler_output, frame_mask: as in [`SeldNetModelOutput`].
+    """
+
+    loss: torch.FloatTensor | None = None
+    sed_loss: torch.FloatTensor | None = None
+    doa_loss: torch.FloatTensor | None = None
+    sed_logits: torch.FloatTensor | None = None
+    doa_deg: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    frame_mask: torch.BoolTensor | None = None
+
+
+def init_gru_(gru: nn.GRU) -> None:
+    """PyTorch's default GRU init, U(−1/√hidden, 1/√hidden), through ``transformers.initialization``."""
+    bound = 1.0 / math.sqrt(gru.hidden_size)
+    for param in gru.parameters():
+        init.uniform_(param, -bound, bound)
+
+
+def reset_frontend_buffers(module: nn.Module) -> None:
+    """Recompute the non-persistent buffers of a front-end module (no-op for other modules)."""
+    if isinstance(module, _FRONTENDS) and hasattr(module, "reset_buffers"):
+        module.reset_buffers()
+
+
+def frame_mask_from_samples(attention_mask: torch.Tensor | None, num_frames: int, hop_length: int) -> torch.Tensor | None:
+    """Sample mask ``(batch, samples)`` -> frame mask ``(batch, frames)``: frame t is valid when sample ``t * hop_length`` is.
+
+    Frame t of a centred STFT is centred on sample ``t * hop_length``. Rows without any valid frame
+    keep their first frame so that pooling stays defined.
+    """
+    if attention_mask is None:
+        return None
+    index = torch.clamp(torch.arange(num_frames, device=attention_mask.device) * hop_length, max=attention_mask.shape[-1] - 1)
+    mask = attention_mask[:, index].bool()
+    mask[:, 0] |= ~mask.any(dim=1)
+    return mask
+
+
+def masked_time_mean(values: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over axis 1 of ``(batch, frames, ...)`` counting only frames where ``frame_mask`` ``(batch, frames)`` is True."""
+    if frame_mask is None:
+        return values.mean(dim=1)
+    weights = frame_mask.to(values.dtype).reshape(*frame_mask.shape, *([1] * (values.dim() - 2)))
+    return (values * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+class SeldNetPreTrainedModel(PreTrainedModel):
+    """Weight init and loading glue shared by the SELDnet models."""
+
+    config_class = SeldNetConfig
+    config: SeldNetConfig
+    base_model_prefix = "seldnet"
+    main_input_name = "input_values"
+    input_modalities = ("audio",)
+    supports_gradient_checkpointing = False
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, nn.GRU):
+            init_gru_(module)
+        reset_frontend_buffers(module)
+
+
+class SeldConvBlock(nn.Module):
+    """Conv2d 3×3 → BatchNorm → ReLU → max-pool along frequency: ``(B, C_in, T, F)`` → ``(B, C_out, T, F // pool)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, frequency_pool: int, dropout: float):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
+        self.norm = nn.BatchNorm2d(out_channels)
+        self.activation = nn.ReLU()
+        self.pool = nn.MaxPool2d(kernel_size=(1, frequency_pool))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.pool(self.activation(self.norm(self.conv(hidden_states)))))
+
+
+class SeldNetModel(SeldNetPreTrainedModel):
+    """SELDnet-style CRNN encoder: waveforms → frame features and time-pooled z_sp.
+
+    STFT feature planes (see `SeldNetConfig.input_features`) → conv blocks → 2-layer
+    bidirectional GRU → ``last_hidden_state`` ``(batch, frames, 2 * gru_hidden_size)``;
+    ``pooler_output`` is its mean over valid frames.
+    """
+
+    def __init__(self, config: SeldNetConfig):
+        super().__init__(config)
+        self.frontend = SpatialStftFrontend(config)
+        in_channels = config.num_input_planes
+        blocks = []
+        for filters, pool in zip(config.conv_filters, config.frequency_pool_sizes):
+            blocks.append(SeldConvBlock(in_channels, filters, pool, config.dropout))
+            in_channels = filters
+        self.conv_blocks = nn.ModuleList(blocks)
+        self.gru = nn.GRU(
+            input_size=config.conv_filters[-1] * config.pooled_frequency_bins,
+            hidden_size=config.gru_hidden_size,
+            num_layers=config.gru_num_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=config.dropout if config.gru_num_layers > 1 else 0.0,
+        )
+        self.post_init()
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SeldNetModelOutput | tuple:
+        r"""
+        Args:
+            input_values (`torch.FloatTensor` of shape `(batch, num_channels, samples)`): waveforms at
+                ``config.sample_rate`` Hz.
+            attention_mask (`torch.Tensor` of shape `(batch, samples)`, *optional*): 1 on real samples,
+                0 on padding; padded frames are left out of ``pooler_output``.
+        """
+        features = self.frontend(input_values).to(self.dtype)  # (B, P, T, F)
+        if self.config.channels_last:
+            features = features.contiguous(memory_format=torch.channels_last)
+        hidden = features
+        for block in self.conv_blocks:
+            hidden = block(hidden)
+        batch, channels, frames, bins = hidden.shape
+        hidden = hidden.permute(0, 2, 1, 3).reshape(batch, frames, channels * bins)
+        hidden, _ = self.gru(hidden)
+        frame_mask = frame_mask_from_samples(attention_mask, frames, self.config.hop_length)
+        pooled = masked_time_mean(hidden, frame_mask)
+        if frame_mask is None:
+            frame_mask = torch.ones(batch, frames, dtype=torch.bool, device=hidden.device)
+        output = SeldNetModelOutput(last_hidden_state=hidden, pooler_output=pooled, frame_mask=frame_mask)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+
+class SeldHead(nn.Module):
+    """2-layer MLP (Linear → ReLU → Linear) applied on the last axis."""
+
+    def __init__(self, in_features: int, hidden: int, out_features: int):
+        super().__init__()
+        self.dense = nn.Linear(in_features, hidden)
+        self.activation = nn.ReLU()
+        self.out_proj = nn.Linear(hidden, out_features)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.activation(self.dense(hidden_states)))
+
+
+class SeldNetForSoundEventLocalization(SeldNetPreTrainedModel):
+    """SELDnet with the pretraining heads: SED (sigmoid per class) and DoA (folded azimuth regression).
+
+    * ``doa_mode="per_class"`` (SELD): both heads run on every frame; the DoA head gives one
+      angle per class, ``90° * tanh(·)``.
+    * ``doa_mode="single"`` (DoA pretraining): the DoA head runs on the time-pooled z_sp and
+      gives one angle per clip; the SED head (if ``num_classes > 0``) still runs per frame.
+
+    Losses (when labels are given): SED = BCE over valid frames and all classes; DoA = MSE of
+    angles divided by 90° (so in [−1, 1]), per_class: counted only where the class is active
+    (``sed_labels > 0.5``) on valid frames, single: per clip.
+    """
+
+    def __init__(self, config: SeldNetConfig):
+        super().__init__(config)
+        self.seldnet = SeldNetModel(config)
+        width = config.output_size
+        self.sed_head = SeldHead(width, config.head_hidden_size, config.num_classes) if config.num_classes > 0 else None
+        doa_outputs = config.num_classes if config.doa_mode == "per_class" else 1
+        self.doa_head = SeldHead(width, config.head_hidden_size, doa_outputs)
+        self.post_init()
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        sed_labels: torch.Tensor | None = None,
+        doa_labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SeldNetSoundEventLocalizationOutput | tuple:
+        r"""
+        Args:
+            input_values (`torch.FloatTensor` of shape `(batch, num_channels, samples)`): waveforms at
+                ``config.sample_rate`` Hz.
+            attention_mask (`torch.Tensor` of shape `(batch, samples)`, *optional*): 1 on real samples.
+            sed_labels (`torch.Tensor` of shape `(batch, num_classes)` or `(batch, frames, num_classes)`,
+                *optional*): class activity in {0, 1} (clip-level labels are broadcast over frames).
+                With ``doa_mode="per_class"`` they are also the mask of the DoA loss.
+            doa_labels (`torch.Tensor`, *optional*): folded azimuths in degrees. per_class: same shape as
+                ``sed_labels`` (values of inactive classes are ignored); single: `(batch,)`.
+        """
+        base = self.seldnet(input_values, attention_mask=attention_mask, return_dict=True)
+        frames = base.last_hidden_state
+        frame_mask = base.frame_mask
+        sed_logits = self.sed_head(frames) if self.sed_head is not None else None
+        if self.config.doa_mode == "per_class":
+            doa_unit = torch.tanh(self.doa_head(frames))  # (B, T, K)
+        else:
+            doa_unit = torch.tanh(self.doa_head(base.pooler_output)).squeeze(-1)  # (B,)
+
+        sed_loss = doa_loss = loss = None
+        if sed_labels is not None:
+            if sed_logits is None:
+                raise ValueError("sed_labels were given but this model has no SED head (num_classes=0).")
+            sed_loss = self._sed_loss(sed_logits, sed_labels, frame_mask)
+        if doa_labels is not None:
+            doa_loss = self._doa_loss(doa_unit, doa_labels, sed_labels, frame_mask)
+        if sed_loss is not None or doa_loss is not None:
+            loss = (sed_loss if sed_loss is not None else 0.0) + self.config.doa_loss_weight * (
+                doa_loss if doa_loss is not None else 0.0
+            )
+            loss = torch.as_tensor(loss, device=frames.device)
+
+        output = SeldNetSoundEventLocalizationOutput(
+            loss=loss,
+            sed_loss=sed_loss,
+            doa_loss=doa_loss,
+            sed_logits=sed_logits,
+            doa_deg=doa_unit * DOA_SCALE_DEG,
+            last_hidden_state=frames,
+            pooler_output=base.pooler_output,
+            frame_mask=frame_mask,
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+    @staticmethod
+    def _frame_targets(labels: torch.Tensor, like: torch.Tensor, name: str) -> torch.Tensor:
+        """Broadcast clip-level ``(B, K)`` targets to frame level ``(B, T, K)``; check frame-level shapes."""
+        labels = labels.to(device=like.device, dtype=like.dtype)
+        if labels.dim() == 2 and labels.shape == (like.shape[0], like.shape[2]):
+            labels = labels[:, None, :].expand_as(like)
+        if labels.shape != like.shape:
+            raise ValueError(
+                f"{name} must be (batch, num_classes) = {(like.shape[0], like.shape[2])} or (batch, frames, num_classes) = "
+                f"{tuple(like.shape)}, got {tuple(labels.shape)}."
+            )
+        return labels
+
+    def _sed_loss(self, sed_logits: torch.Tensor, sed_labels: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        targets = self._frame_targets(sed_labels, sed_logits, "sed_labels")
+        per_item = nn.functional.binary_cross_entropy_with_logits(sed_logits, targets, reduction="none")
+        weights = frame_mask[..., None].to(per_item.dtype).expand_as(per_item)
+        return (per_item * weights).sum() / weights.sum().clamp_min(1.0)
+
+    def _doa_loss(
+        self,
+        doa_unit: torch.Tensor,
+        doa_labels: torch.Tensor,
+        sed_labels: torch.Tensor | None,
+        frame_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        if self.config.doa_mode == "single":
+            targets = doa_labels.to(device=doa_unit.device, dtype=doa_unit.dtype).reshape(-1)
+            if targets.shape != doa_unit.shape:
+                raise ValueError(
+                    f"doa_labels for doa_mode='single' must be (batch,) = {tuple(doa_unit.shape)} degrees, got "
+                    f"{tuple(doa_labels.shape)}."
+                )
+            return nn.functional.mse_loss(doa_unit, targets / DOA_SCALE_DEG)
+        if sed_labels is None:
+            raise ValueError(
+                "doa_mode='per_class' needs sed_labels with doa_labels: the DoA loss is counted only where a class is active."
+            )
+        targets = self._frame_targets(doa_labels, doa_unit, "doa_labels") / DOA_SCALE_DEG
+        active = self._frame_targets(sed_labels, doa_unit, "sed_labels") > 0.5
+        weights = (active & frame_mask[..., None]).to(doa_unit.dtype)
+        # Inactive entries get weight 0 and a neutral target, so their labels cannot leak into the loss.
+        error = torch.where(weights > 0, doa_unit - targets, torch.zeros_like(doa_unit))
+        return (error.square() * weights).sum() / weights.sum().clamp_min(1.0)
+
+    def _class_name(self, class_id: int) -> str:
+        id2label = self.config.id2label or {}
+        if len(id2label) == self.config.num_classes and class_id in id2label:
+            return str(id2label[class_id])
+        return f"class_{class_id}"
+
+    @torch.no_grad()
+    def predict(
+        self,
+        input_values: torch.Tensor,
+        threshold: float = 0.5,
+        attention_mask: torch.Tensor | None = None,
+        frame_level: bool = False,
+    ) -> list:
+        """Detected events with folded azimuths in degrees.
+
+        Args:
+            input_values: waveforms ``(batch, num_channels, samples)`` at ``config.sample_rate`` Hz.
+            threshold: SED probability above which a class counts as active.
+            attention_mask: optional ``(batch, samples)`` mask of real samples.
+            frame_level: per-frame events instead of per-clip ones (``doa_mode="per_class"`` only).
+
+        Returns:
+            Clip level: one list per clip of dicts ``{"class_id", "label", "probability", "azimuth_deg"}``
+            sorted by probability; probability = mean SED probability over valid frames, azimuth = mean
+            DoA of that class over valid frames. Frame level: one list per clip of one such list per
+            frame. With ``doa_mode="single"`` every detected class carries the clip's single azimuth;
+            without SED head (``num_classes == 0``) each clip gives one dict with ``class_id``,
+            ``label`` and ``probability`` set to None. Azimuths lie in [−90, 90].
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            out = self(input_values, attention_mask=attention_mask, return_dict=True)
+        finally:
+            self.train(was_training)
+        single = self.config.doa_mode == "single"
+        if frame_level and single:
+            raise ValueError("frame_level=True needs doa_mode='per_class'; doa_mode='single' predicts one angle per clip.")
+        probs = torch.sigmoid(out.sed_logits) if out.sed_logits is not None else None
+        results = []
+        for b in range(input_values.shape[0]):
+            mask = out.frame_mask[b]
+            if probs is None:
+                results.append([{"class_id": None, "label": None, "probability": None, "azimuth_deg": float(out.doa_deg[b])}])
+            elif frame_level:
+                frames = []
+                for t in torch.nonzero(mask).flatten().tolist():
+                    frames.append(self._events(probs[b, t], out.doa_deg[b, t], threshold))
+                results.append(frames)
+            else:
+                clip_probs = masked_time_mean(probs[b : b + 1], mask[None])[0]
+                clip_doa = out.doa_deg[b] if single else masked_time_mean(out.doa_deg[b : b + 1], mask[None])[0]
+                results.append(self._events(clip_probs, clip_doa, threshold))
+        return results
+
+    def _events(self, probs: torch.Tensor, doa_deg: torch.Tensor, threshold: float) -> list[dict]:
+        """Active classes of one clip or frame: probs ``(K,)``, doa_deg ``(K,)`` or scalar (single mode)."""
+        events = []
+        for k in torch.nonzero(probs > threshold).flatten().tolist():
+            angle = doa_deg if doa_deg.dim() == 0 else doa_deg[k]
+            events.append(
+                {"class_id": k, "label": self._class_name(k), "probability": float(probs[k]), "azimuth_deg": float(angle)}
+            )
+        return sorted(events, key=lambda e: -e["probability"])
+
+
+__all__ = [
+    "SeldNetForSoundEventLocalization",
+    "SeldNetModel",
+    "SeldNetModelOutput",
+    "SeldNetPreTrainedModel",
+    "SeldNetSoundEventLocalizationOutput",
+]

@@ -1,0 +1,377 @@
+"""Spatial CLAP: a joint audio-text embedding that knows what sounds and where.
+
+Audio tower: HTS-AT source encoder (``ClapAudioModel``) on the mono down-mix at 48 kHz
+log-mel + SELDnet spatial encoder on the multichannel STFT, fused by an MLP into the
+joint space. Text tower: any ``AutoModel`` text encoder + projection MLP. Both
+embeddings are L2-normalised; one learnable logit scale.
+
+This file is part of the self-contained model family: it imports only torch,
+numpy, transformers and its sibling model files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModel, ClapAudioConfig, ClapAudioModel, ClapConfig, ClapModel
+from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.modeling_utils import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_spatial_clap import SpatialClapConfig
+from .frontend_spatial_clap import SourceFrontend
+from .modeling_seldnet import SeldNetModel, SeldNetModelOutput, reset_frontend_buffers
+
+MAX_LOGIT_SCALE = 100.0
+
+
+def contrastive_loss(logits_per_audio: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE: mean of the audio→text and text→audio cross-entropies.
+
+    Args:
+        logits_per_audio: ``(batch, batch)`` scaled similarities, row i = audio i against all
+            texts; the matching text of audio i is text i.
+
+    Returns:
+        Scalar loss.
+    """
+    if logits_per_audio.dim() != 2 or logits_per_audio.shape[0] != logits_per_audio.shape[1]:
+        raise ValueError(
+            f"contrastive_loss needs square (batch, batch) logits with matching pairs on the diagonal, got shape "
+            f"{tuple(logits_per_audio.shape)}."
+        )
+    labels = torch.arange(logits_per_audio.shape[0], device=logits_per_audio.device)
+    audio_loss = F.cross_entropy(logits_per_audio, labels)
+    text_loss = F.cross_entropy(logits_per_audio.t(), labels)
+    return (audio_loss + text_loss) / 2.0
+
+
+@dataclass
+class SpatialClapAudioOutput(ModelOutput):
+    """Output of [`SpatialClapModel.get_audio_features`].
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch, source_hidden + spatial_hidden)`): the fused
+            tower features ``concat(z_src, z_sp)`` fed to the fusion MLP.
+        pooler_output (`torch.FloatTensor` of shape `(batch, projection_dim)`): L2-normalised audio embedding.
+        source_model_output (`BaseModelOutputWithPooling`): HTS-AT outputs (``pooler_output`` = z_src).
+        spatial_model_output (`SeldNetModelOutput`, *optional*): SELDnet outputs (``pooler_output`` = z_sp).
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    source_model_output: BaseModelOutputWithPooling | None = None
+    spatial_model_output: SeldNetModelOutput | None = None
+
+
+@dataclass
+class SpatialClapOutput(ModelOutput):
+    """Output of [`SpatialClapModel.forward`].
+
+    Args:
+        loss (`torch.FloatTensor` scalar, *optional*): symmetric InfoNCE (with ``return_loss=True``).
+        logits_per_audio (`torch.FloatTensor` of shape `(audio_batch, text_batch)`): scaled cosine similarities.
+        logits_per_text (`torch.FloatTensor` of shape `(text_batch, audio_batch)`): its transpose.
+        audio_embeds (`torch.FloatTensor` of shape `(audio_batch, projection_dim)`): L2-normalised.
+        text_embeds (`torch.FloatTensor` of shape `(text_batch, projection_dim)`): L2-normalised.
+        text_model_output (`BaseModelOutputWithPooling`): text tower outputs.
+        audio_model_output (`SpatialClapAudioOutput`): audio tower outputs.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits_per_audio: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    audio_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    text_model_output: BaseModelOutputWithPooling | None = None
+    audio_model_output: SpatialClapAudioOutput | None = None
+
+    def to_tuple(self) -> tuple[Any]:
+        return tuple(
+            self[k] if k not in ("text_model_output", "audio_model_output") else getattr(self, k).to_tuple()
+            for k in self.keys()
+        )
+
+
+class ProjectionMLP(nn.Module):
+    """Linear → ReLU → Linear: ``(..., in_features)`` → ``(..., out_features)``."""
+
+    def __init__(self, in_features: int, hidden_features: int, out_features: int):
+        super().__init__()
+        self.linear1 = nn.Linear(in_features, hidden_features)
+        self.activation = nn.ReLU()
+        self.linear2 = nn.Linear(hidden_features, out_features)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.linear2(self.activation(self.linear1(hidden_states)))
+
+
+class SpatialClapPreTrainedModel(PreTrainedModel):
+    """Weight init and loading glue of [`SpatialClapModel`]."""
+
+    config_class = SpatialClapConfig
+    config: SpatialClapConfig
+    base_model_prefix = "spatial_clap"
+    input_modalities = ("audio", "text")
+    supports_gradient_checkpointing = False
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, SpatialClapModel):
+            init.constant_(module.logit_scale, math.log(self.config.logit_scale_init_value))
+        reset_frontend_buffers(module)
+
+
+def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``(batch, tokens, hidden)`` over the tokens where ``attention_mask`` ``(batch, tokens)`` is 1."""
+    if attention_mask is None:
+        return hidden_states.mean(dim=1)
+    weights = attention_mask.to(hidden_states.dtype)[..., None]
+    return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+class SpatialClapModel(SpatialClapPreTrainedModel):
+    """Spatial CLAP dual encoder.
+
+    Inputs: waveforms ``input_values`` ``(batch, channels, samples)`` at ``config.sample_rate`` Hz
+    (use [`SpatialClapFeatureExtractor`] to pad/cut them to ``config.max_length_s``) and token ids
+    from the text tower's tokenizer. Outputs L2-normalised ``projection_dim`` embeddings and scaled
+    similarities; the logit scale is ``exp(logit_scale)`` capped at ``MAX_LOGIT_SCALE`` (100, as CLIP).
+    """
+
+    def __init__(self, config: SpatialClapConfig):
+        super().__init__(config)
+        self.source_frontend = SourceFrontend.from_config(config)
+        self.source_model = ClapAudioModel(config.source_config)
+        self.spatial_model = SeldNetModel(config.spatial_config) if config.spatial_encoder != "none" else None
+        fused = config.source_hidden_size + config.spatial_hidden_size
+        self.fusion = ProjectionMLP(fused, config.fusion_hidden_size, config.projection_dim)
+        self.text_model = AutoModel.from_config(config.text_config)
+        if config.text_pooling != "pooler" and getattr(self.text_model, "pooler", None) is not None:
+            # Unused by mean/cls pooling; parameters that never get a gradient stall DDP's reduction.
+            self.text_model.pooler = None
+        text_hidden = config.text_config.hidden_size
+        self.text_projection = ProjectionMLP(text_hidden, config.projection_dim, config.projection_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale_init_value)))
+        self.post_init()
+
+    # ------------------------------------------------------------------ audio
+    def _check_audio(self, input_values: torch.Tensor) -> None:
+        expected = self.config.spatial_config.num_channels if self.spatial_model is not None else None
+        if input_values.dim() != 3:
+            raise ValueError(
+                f"input_values must be waveforms (batch, channels, samples), got shape {tuple(input_values.shape)}."
+            )
+        if expected is not None and input_values.shape[1] != expected:
+            raise ValueError(
+                f"input_values has {input_values.shape[1]} channel(s) but the spatial encoder expects {expected}; "
+                "pass (batch, channels, samples) with the model's channel count."
+            )
+
+    def get_audio_features(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SpatialClapAudioOutput | tuple:
+        r"""Audio embeddings.
+
+        Args:
+            input_values (`torch.FloatTensor` of shape `(batch, channels, samples)`): waveforms at
+                ``config.sample_rate`` Hz.
+            attention_mask (`torch.Tensor` of shape `(batch, samples)`, *optional*): 1 on the clip's own
+                samples, 0 on padding; used by the spatial encoder's time pooling.
+
+        Returns:
+            [`SpatialClapAudioOutput`] whose ``pooler_output`` is the L2-normalised embedding
+            ``(batch, projection_dim)`` (as ``ClapModel.get_audio_features``).
+        """
+        self._check_audio(input_values)
+        input_features, is_longer = self.source_frontend(input_values)
+        input_features = input_features.to(self.source_model.dtype)
+        source_out = self.source_model(input_features=input_features, is_longer=is_longer, return_dict=True)
+        parts = [source_out.pooler_output]
+        spatial_out = None
+        if self.spatial_model is not None:
+            spatial_out = self.spatial_model(input_values, attention_mask=attention_mask, return_dict=True)
+            parts.append(spatial_out.pooler_output)
+        fused = torch.cat(parts, dim=-1)
+        embeds = F.normalize(self.fusion(fused), dim=-1)
+        output = SpatialClapAudioOutput(
+            last_hidden_state=fused,
+            pooler_output=embeds,
+            source_model_output=source_out,
+            spatial_model_output=spatial_out,
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+    # ------------------------------------------------------------------- text
+    def _pool_text(self, outputs: Any, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        pooling = self.config.text_pooling
+        if pooling == "mean":
+            return masked_mean(outputs.last_hidden_state, attention_mask)
+        if pooling == "cls":
+            return outputs.last_hidden_state[:, 0]
+        pooled = getattr(outputs, "pooler_output", None)
+        if pooled is None:
+            raise ValueError(
+                f"text_pooling='pooler' but {type(self.text_model).__name__} returns no pooler_output; "
+                "use text_pooling='mean' or 'cls'."
+            )
+        return pooled
+
+    def get_text_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling | tuple:
+        r"""Text embeddings.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch, tokens)`): token ids.
+            attention_mask (`torch.Tensor` of shape `(batch, tokens)`, *optional*): 1 on real tokens.
+
+        Returns:
+            The text model's ``BaseModelOutputWithPooling`` with ``pooler_output`` replaced by the
+            L2-normalised embedding ``(batch, projection_dim)`` (as ``ClapModel.get_text_features``).
+        """
+        text_out = self.text_model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
+        pooled = self._pool_text(text_out, attention_mask)
+        embeds = F.normalize(self.text_projection(pooled), dim=-1)
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=text_out.last_hidden_state,
+            pooler_output=embeds,
+            hidden_states=getattr(text_out, "hidden_states", None),
+            attentions=getattr(text_out, "attentions", None),
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+    # ---------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_values: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        return_loss: bool | None = False,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SpatialClapOutput | tuple:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(text_batch, tokens)`): caption token ids.
+            attention_mask (`torch.Tensor` of shape `(text_batch, tokens)`, *optional*): text mask.
+            input_values (`torch.FloatTensor` of shape `(audio_batch, channels, samples)`): waveforms at
+                ``config.sample_rate`` Hz.
+            audio_attention_mask (`torch.Tensor` of shape `(audio_batch, samples)`, *optional*): sample mask
+                (the processor's ``audio_attention_mask``).
+            return_loss (`bool`, *optional*): also return the symmetric InfoNCE loss (needs equal batches,
+                caption i matching clip i).
+        """
+        if input_ids is None or input_values is None:
+            raise ValueError(
+                "SpatialClapModel.forward needs both input_ids and input_values; use get_text_features or "
+                "get_audio_features for one modality."
+            )
+        audio_out = self.get_audio_features(input_values, attention_mask=audio_attention_mask, return_dict=True)
+        text_out = self.get_text_features(input_ids, attention_mask=attention_mask, return_dict=True)
+        audio_embeds = audio_out.pooler_output
+        text_embeds = text_out.pooler_output
+        scale = self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+        logits_per_audio = scale * audio_embeds @ text_embeds.t()
+        loss = contrastive_loss(logits_per_audio) if return_loss else None
+        output = SpatialClapOutput(
+            loss=loss,
+            logits_per_audio=logits_per_audio,
+            logits_per_text=logits_per_audio.t(),
+            audio_embeds=audio_embeds,
+            text_embeds=text_embeds,
+            text_model_output=text_out,
+            audio_model_output=audio_out,
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+    # ------------------------------------------------------- building from parts
+    @classmethod
+    def from_pretrained_parts(
+        cls,
+        source_model_name_or_path: str | os.PathLike,
+        text_model_name_or_path: str | os.PathLike,
+        spatial_model_name_or_path: str | os.PathLike | None = None,
+        **config_overrides,
+    ) -> "SpatialClapModel":
+        """Build a model from pretrained towers; the fusion and projection layers start fresh.
+
+        Args:
+            source_model_name_or_path: an HF-format CLAP checkpoint (``ClapModel``: its ``audio_model``
+                weights and ``audio_config`` are taken) or a ``ClapAudioModel`` checkpoint.
+            text_model_name_or_path: any text checkpoint loadable with ``AutoModel``.
+            spatial_model_name_or_path: a saved ``SeldNetModel`` or ``SeldNetForSoundEventLocalization``
+                (encoder weights copied, heads skipped); ``None`` builds the mono model
+                (``spatial_encoder="none"``).
+            **config_overrides: further ``SpatialClapConfig`` fields (e.g. ``projection_dim``,
+                ``spatial_encoder="doa"``, ``scl``); tower configs come from the checkpoints.
+        """
+        for key in ("source_config", "text_config", "spatial_config"):
+            if key in config_overrides:
+                raise ValueError(f"{key} comes from the pretrained checkpoint; do not pass it to from_pretrained_parts.")
+        source = _load_clap_audio(source_model_name_or_path)
+        text = AutoModel.from_pretrained(text_model_name_or_path)
+        spatial = SeldNetModel.from_pretrained(spatial_model_name_or_path) if spatial_model_name_or_path else None
+        if spatial is None:
+            config_overrides.setdefault("spatial_encoder", "none")
+        elif config_overrides.get("spatial_encoder", "seld") == "none":
+            raise ValueError("spatial_encoder='none' contradicts the given spatial_model_name_or_path.")
+        if spatial is not None:
+            config_overrides.setdefault("sample_rate", spatial.config.sample_rate)
+        config = SpatialClapConfig(
+            source_config=source.config.to_dict(),
+            text_config=text.config.to_dict(),
+            spatial_config=spatial.config.to_dict() if spatial is not None else None,
+            **config_overrides,
+        )
+        model = cls(config)
+        model.source_model.load_state_dict(source.state_dict())
+        text_state = text.state_dict()
+        if getattr(model.text_model, "pooler", None) is None:
+            text_state = {k: v for k, v in text_state.items() if not k.startswith("pooler.")}
+        model.text_model.load_state_dict(text_state)
+        if spatial is not None:
+            model.spatial_model.load_state_dict(spatial.state_dict())
+        return model
+
+
+def _load_clap_audio(name_or_path: str | os.PathLike) -> ClapAudioModel:
+    """Load the HTS-AT tower from a ``ClapModel`` or ``ClapAudioModel`` checkpoint."""
+    config = AutoConfig.from_pretrained(name_or_path)
+    if isinstance(config, ClapConfig):
+        return ClapModel.from_pretrained(name_or_path).audio_model
+    if isinstance(config, ClapAudioConfig):
+        return ClapAudioModel.from_pretrained(name_or_path)
+    raise ValueError(
+        f"{name_or_path} holds a {type(config).__name__}, not a CLAP checkpoint; pass a ClapModel or ClapAudioModel "
+        "checkpoint (e.g. laion/larger_clap_music_and_speech)."
+    )
+
+
+__all__ = [
+    "SpatialClapAudioOutput",
+    "SpatialClapModel",
+    "SpatialClapOutput",
+    "SpatialClapPreTrainedModel",
+    "contrastive_loss",
+]

@@ -1,0 +1,178 @@
+import pytest
+import torch
+from transformers import AutoModel, AutoModelForAudioFrameClassification
+
+from conftest import make_stereo
+from spatial_clap_hf import SeldNetConfig, SeldNetForSoundEventLocalization, SeldNetModel
+
+
+@pytest.mark.parametrize("input_features", ["mag_phase", "mag_ipd"])
+def test_seldnet_model_shapes(tiny_seldnet_config, input_features):
+    tiny_seldnet_config.input_features = input_features
+    model = SeldNetModel(tiny_seldnet_config).eval()
+    out = model(make_stereo(3, 1.0))
+    frames = 16000 // 512 + 1
+    assert out.last_hidden_state.shape == (3, frames, 32)
+    assert out.pooler_output.shape == (3, 32)
+    assert torch.allclose(out.pooler_output, out.last_hidden_state.mean(dim=1), atol=1e-6)
+    assert out.frame_mask.all()
+
+
+def test_channels_last_gives_same_features(tiny_seldnet_config):
+    torch.manual_seed(0)
+    model = SeldNetModel(tiny_seldnet_config).eval()
+    x = make_stereo(2, 1.0, delays=[2, -3])
+    with torch.no_grad():
+        fast = model(x).last_hidden_state
+        model.config.channels_last = False
+        plain = model(x).last_hidden_state
+    assert torch.allclose(fast, plain, atol=1e-5)
+
+
+def test_attention_mask_restricts_pooling(tiny_seldnet_config):
+    model = SeldNetModel(tiny_seldnet_config).eval()
+    x = make_stereo(2, 1.0)
+    mask = torch.ones(2, 16000, dtype=torch.long)
+    mask[1, 8000:] = 0
+    out = model(x, attention_mask=mask)
+    valid = out.frame_mask[1]
+    assert valid.sum() == 8000 // 512 + 1 and valid[: valid.sum()].all()
+    expected = out.last_hidden_state[1, valid].mean(dim=0)
+    assert torch.allclose(out.pooler_output[1], expected, atol=1e-6)
+    assert torch.allclose(out.pooler_output[0], out.last_hidden_state[0].mean(dim=0), atol=1e-6)
+
+
+def test_sed_doa_head_shapes_and_predict_angles(tiny_seldnet_config):
+    torch.manual_seed(0)
+    model = SeldNetForSoundEventLocalization(tiny_seldnet_config)
+    x = make_stereo(2, 1.0, delays=[3, -3])
+    out = model(x)
+    assert out.sed_logits.shape == out.doa_deg.shape == (2, 32, 4)
+    assert out.loss is None
+    clip = model.predict(x, threshold=0.0)
+    assert len(clip) == 2 and len(clip[0]) == 4
+    assert {"class_id", "label", "probability", "azimuth_deg"} <= set(clip[0][0])
+    angles = [e["azimuth_deg"] for events in clip for e in events]
+    assert all(-90.0 <= a <= 90.0 for a in angles)
+    frames = model.predict(x, threshold=0.0, frame_level=True)
+    assert len(frames[0]) == 32 and all(-90 <= e["azimuth_deg"] <= 90 for e in frames[0][5])
+    assert model.predict(x, threshold=1.0) == [[], []]
+    assert model.training  # predict restores the mode
+
+
+def test_predict_uses_id2label_names(tiny_seldnet_config):
+    tiny_seldnet_config.id2label = {0: "dog", 1: "rain", 2: "speech", 3: "car"}
+    model = SeldNetForSoundEventLocalization(tiny_seldnet_config)
+    events = model.predict(make_stereo(1, 0.5), threshold=0.0)[0]
+    assert {e["label"] for e in events} == {"dog", "rain", "speech", "car"}
+
+
+def test_masked_doa_loss_ignores_inactive_classes(tiny_seldnet_config):
+    torch.manual_seed(0)
+    model = SeldNetForSoundEventLocalization(tiny_seldnet_config).eval()
+    x = make_stereo(2, 1.0, delays=[3, -3])
+    sed = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0]])
+    doa = torch.tensor([[40.0, 10.0, -20.0, -60.0], [0.0, 70.0, 30.0, 5.0]])
+    with torch.no_grad():
+        base = model(x, sed_labels=sed, doa_labels=doa)
+        changed_inactive = doa.clone()
+        changed_inactive[sed == 0] = torch.tensor([-90.0, 90.0, 33.0, float("nan"), 12.0])
+        same = model(x, sed_labels=sed, doa_labels=changed_inactive)
+        changed_active = doa.clone()
+        changed_active[0, 0] = -80.0
+        different = model(x, sed_labels=sed, doa_labels=changed_active)
+    assert torch.equal(base.doa_loss, same.doa_loss) and torch.equal(base.loss, same.loss)
+    assert not torch.isclose(base.doa_loss, different.doa_loss)
+
+
+def test_clip_level_labels_broadcast_over_frames(tiny_seldnet_config):
+    model = SeldNetForSoundEventLocalization(tiny_seldnet_config).eval()
+    x = make_stereo(2, 1.0)
+    sed = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0]])
+    doa = torch.full((2, 4), 30.0)
+    with torch.no_grad():
+        clip = model(x, sed_labels=sed, doa_labels=doa)
+        frame = model(x, sed_labels=sed[:, None].expand(2, 32, 4), doa_labels=doa[:, None].expand(2, 32, 4))
+    assert torch.allclose(clip.loss, frame.loss)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"doa_labels": torch.zeros(2, 4)}, "needs sed_labels"),
+        ({"sed_labels": torch.zeros(2, 5)}, "sed_labels must be"),
+        ({"sed_labels": torch.zeros(2, 4), "doa_labels": torch.zeros(2, 7, 4)}, "doa_labels must be"),
+    ],
+)
+def test_bad_labels_raise(tiny_seldnet_config, kwargs, match):
+    model = SeldNetForSoundEventLocalization(tiny_seldnet_config)
+    with pytest.raises(ValueError, match=match):
+        model(make_stereo(2, 1.0), **kwargs)
+
+
+def test_wrong_channel_count_raises(tiny_seldnet_config):
+    with pytest.raises(ValueError, match="2 channels"):
+        SeldNetModel(tiny_seldnet_config)(torch.randn(1, 1, 16000))
+
+
+def _train(model, steps, batch_kwargs):
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(steps):
+        loss = model(**batch_kwargs).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_seld_loss_falls(tiny_seldnet_config):
+    torch.manual_seed(0)
+    model = SeldNetForSoundEventLocalization(tiny_seldnet_config).train()
+    delays = [5, -5, 0, 3]
+    batch = {
+        "input_values": make_stereo(4, 0.5, delays=delays, seed=1),
+        "sed_labels": torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [1.0, 0, 0, 1.0]]),
+        "doa_labels": torch.tensor([[60.0, 0, 0, 0], [0, -60.0, 0, 0], [0, 0, 0.0, 0], [35.0, 0, 0, 35.0]]),
+    }
+    losses = _train(model, 20, batch)
+    assert losses[-1] < 0.75 * losses[0], losses
+
+
+def test_single_doa_mode_loss_falls_and_predicts_clip_angles(tiny_seldnet_config):
+    tiny_seldnet_config.doa_mode = "single"
+    tiny_seldnet_config.num_classes = 0
+    torch.manual_seed(0)
+    model = SeldNetForSoundEventLocalization(tiny_seldnet_config).train()
+    assert model.sed_head is None
+    batch = {"input_values": make_stereo(4, 0.5, delays=[5, -5, 0, 3], seed=2), "doa_labels": torch.tensor([60.0, -60.0, 0.0, 35.0])}
+    assert model(**batch).doa_deg.shape == (4,)
+    losses = _train(model, 20, batch)
+    assert losses[-1] < 0.5 * losses[0], losses
+    predicted = model.predict(batch["input_values"])
+    assert [len(p) for p in predicted] == [1, 1, 1, 1] and predicted[0][0]["class_id"] is None
+    assert all(-90 <= p[0]["azimuth_deg"] <= 90 for p in predicted)
+    with pytest.raises(ValueError, match="doa_labels for doa_mode='single'"):
+        model(batch["input_values"], doa_labels=torch.zeros(4, 2))
+
+
+def test_encoder_loads_from_sed_checkpoint_and_auto_classes(tiny_seldnet_config, tmp_path):
+    torch.manual_seed(0)
+    full = SeldNetForSoundEventLocalization(tiny_seldnet_config).eval()
+    full.save_pretrained(tmp_path)
+    encoder = SeldNetModel.from_pretrained(tmp_path).eval()
+    for name, tensor in full.seldnet.state_dict().items():
+        assert torch.equal(tensor, encoder.state_dict()[name]), name
+    assert isinstance(AutoModel.from_pretrained(tmp_path), SeldNetModel)
+    reloaded = AutoModelForAudioFrameClassification.from_pretrained(tmp_path).eval()
+    assert isinstance(reloaded, SeldNetForSoundEventLocalization)
+    x = make_stereo(1, 0.5)
+    with torch.no_grad():
+        assert torch.equal(full(x).doa_deg, reloaded(x).doa_deg)
+        assert torch.equal(full(x).pooler_output, encoder(x).pooler_output)
+
+
+def test_config_without_classes_for_per_class_mode_is_rejected():
+    with pytest.raises(ValueError, match="per_class"):
+        SeldNetConfig(num_classes=0)
