@@ -1,0 +1,367 @@
+"""Embed the evaluation sets with saved models and compute the full Table-1 protocol.
+
+The evaluation directory holds the sets of ``data.schema.EVAL_SET_NAMES`` saved with
+``save_to_disk`` (``<eval-dir>/doa``, ``doa_val``, ``assignment2``, ``assignment3``,
+``retrieval``). Per model:
+
+* retrieval (``retrieval`` set): R@1/5/10 audio→text and text→audio with the spatial
+  (``caption_sp_src``) captions, R@1 with the content-only (``caption_src``) captions;
+  ``similarity_sp`` / ``similarity_src`` = mean cosine of each clip with its own
+  spatial / content-only caption;
+* zero-shot DoA (``doa``): argmax over the neutral prompts of ``neutral_prompts()``;
+* assignment (``assignment2``, ``assignment3``): argmax over each clip's n! candidates;
+* DoA probe: ridge probe fit on ``doa_val`` audio embeddings, scored on ``doa``.
+
+Models run in eval mode under ``torch.inference_mode`` in batches on one device; the
+same inputs give the same numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import datasets
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..data.schema import EVAL_SET_NAMES
+from ..spatial.conventions import DEFAULT_PHRASES, PhraseSet, neutral_prompts
+from .metrics import (
+    assignment_accuracy,
+    doa_classification_accuracy,
+    mean_matched_similarity,
+    retrieval_recalls,
+)
+from .plot import EmbeddingPanel, plot_embeddings_pca
+from .probe import doa_probe_mae_deg
+from .report import ROW_KEYS, make_report, write_report
+
+__all__ = [
+    "ModelEvaluation",
+    "audio_embeddings",
+    "embedding_tensor",
+    "evaluate_model",
+    "load_eval_sets",
+    "load_model_and_processor",
+    "resolve_device",
+    "run_evaluation",
+    "text_embeddings",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelEvaluation:
+    """One model's report row (keys of ``report.ROW_KEYS``) and its PCA panel data."""
+
+    row: dict[str, Any]
+    panel: EmbeddingPanel
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_eval_sets(eval_dir: str | Path) -> dict[str, datasets.Dataset]:
+    """Load every set of ``EVAL_SET_NAMES`` from ``eval_dir`` (``save_to_disk`` layout)."""
+    root = Path(eval_dir)
+    missing = [name for name in EVAL_SET_NAMES if not (root / name).is_dir()]
+    if missing:
+        raise FileNotFoundError(
+            f"Evaluation sets {missing} are missing under {root}; build them with `spatial-clap make-eval-sets`."
+        )
+    return {name: datasets.load_from_disk(str(root / name)) for name in EVAL_SET_NAMES}
+
+
+def load_model_and_processor(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Any, Any]:
+    """Load a saved Spatial CLAP model (eval mode, on ``device``) and its processor."""
+    import spatial_clap_hf  # noqa: F401  (registers the Auto classes)
+    from transformers import AutoModel, AutoProcessor
+
+    path = Path(model_dir)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} holds no config.json; pass a directory written by save_pretrained.")
+    model = AutoModel.from_pretrained(str(path)).to(resolve_device(device)).eval()
+    processor = AutoProcessor.from_pretrained(str(path))
+    return model, processor
+
+
+def embedding_tensor(output: Any) -> torch.Tensor:
+    """The projected embedding (B, D) of a ``get_audio_features`` / ``get_text_features`` result.
+
+    Accepts a model-output object whose ``pooler_output`` holds the embedding (as
+    transformers' ClapModel returns in 5.x) or a plain tensor.
+    """
+    if isinstance(output, torch.Tensor):
+        emb = output
+    elif getattr(output, "pooler_output", None) is not None:
+        emb = output.pooler_output
+    else:
+        raise TypeError(f"Expected a tensor or a model output with pooler_output, got {type(output).__name__}.")
+    if emb.ndim != 2:
+        raise ValueError(f"Embeddings must be (batch, dim), got shape {tuple(emb.shape)}.")
+    return emb
+
+
+def _model_sample_rate(model: Any) -> int:
+    rate = getattr(model.config, "sample_rate", None)
+    if rate is None:
+        raise ValueError("The model config has no sample_rate; is this a Spatial CLAP checkpoint?")
+    return int(rate)
+
+
+def _column(dataset: datasets.Dataset, name: str) -> list:
+    """All values of one column as a plain list (datasets 5 returns a lazy ``Column``)."""
+    if name not in dataset.column_names:
+        raise ValueError(f"Evaluation set lacks column {name!r}; rebuild it with `spatial-clap make-eval-sets`.")
+    return list(dataset[name])
+
+
+def _set_sample_rate(dataset: datasets.Dataset, name: str) -> int:
+    rates = set(int(r) for r in dataset.unique("sampling_rate"))
+    if len(rates) != 1:
+        raise ValueError(f"Evaluation set {name!r} mixes sample rates {sorted(rates)}; rebuild it at one rate.")
+    return rates.pop()
+
+
+def audio_embeddings(
+    model: Any,
+    processor: Any,
+    dataset: datasets.Dataset,
+    *,
+    batch_size: int,
+    device: str | torch.device,
+    desc: str = "audio",
+) -> torch.Tensor:
+    """Audio embeddings (N, D) float32 on the CPU of the ``waveform`` column, (C, T) per row.
+
+    The clips' ``sampling_rate`` is passed to the processor, which resamples (and says
+    so) when it differs from the model's rate.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if len(dataset) == 0:
+        raise ValueError(f"Evaluation set {desc!r} is empty; rebuild it with more clips.")
+    rate, model_rate = _set_sample_rate(dataset, desc), _model_sample_rate(model)
+    if rate != model_rate:
+        logger.warning(
+            "Set %r is at %d Hz, the model expects %d Hz; the processor resamples it.", desc, rate, model_rate
+        )
+    dev = resolve_device(device)
+    view = dataset.with_format("numpy", columns=["waveform"])
+    chunks = []
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(dataset), batch_size), desc=f"embed {desc}", unit="batch"):
+            clips = [np.asarray(w, dtype=np.float32) for w in view[start : start + batch_size]["waveform"]]
+            inputs = processor(audio=clips, sampling_rate=rate, return_tensors="pt")
+            mask = inputs.get("audio_attention_mask")
+            out = model.get_audio_features(
+                input_values=inputs["input_values"].to(dev),
+                attention_mask=None if mask is None else mask.to(dev),
+            )
+            chunks.append(embedding_tensor(out).float().cpu())
+    return torch.cat(chunks)
+
+
+def text_embeddings(
+    model: Any,
+    processor: Any,
+    texts: Sequence[str],
+    *,
+    batch_size: int,
+    device: str | torch.device,
+    desc: str = "texts",
+) -> torch.Tensor:
+    """Text embeddings (len(texts), D) float32 on the CPU; each distinct text is embedded once."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    unique = list(dict.fromkeys(texts))
+    if not unique:
+        raise ValueError(f"No texts to embed for {desc!r}.")
+    dev = resolve_device(device)
+    chunks = []
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(unique), batch_size), desc=f"embed {desc}", unit="batch"):
+            inputs = processor(text=unique[start : start + batch_size], return_tensors="pt", padding=True)
+            out = model.get_text_features(
+                input_ids=inputs["input_ids"].to(dev), attention_mask=inputs["attention_mask"].to(dev)
+            )
+            chunks.append(embedding_tensor(out).float().cpu())
+    table = torch.cat(chunks)
+    index = {text: i for i, text in enumerate(unique)}
+    return table[torch.tensor([index[t] for t in texts], dtype=torch.long)]
+
+
+def _warn_duplicates(captions: Sequence[str], column: str) -> None:
+    dupes = sum(c - 1 for c in Counter(captions).values() if c > 1)
+    if dupes:
+        logger.warning(
+            "retrieval.%s holds %d duplicate caption(s); their clips count as misses when another clip's "
+            "identical caption ranks first (ground truth is the diagonal).",
+            column,
+            dupes,
+        )
+
+
+def _candidate_table(dataset: datasets.Dataset, name: str) -> list[list[str]]:
+    rows = _column(dataset, "candidate_captions")
+    sizes = set(len(r) for r in rows)
+    if len(sizes) != 1:
+        raise ValueError(f"Set {name!r} has rows with different numbers of candidate captions {sorted(sizes)}.")
+    return rows
+
+
+def _row_identity(model: Any, name: str) -> dict[str, Any]:
+    spatial = getattr(model.config, "spatial_encoder", None)
+    if spatial is None or not hasattr(model.config, "scl"):
+        raise ValueError(f"Model {name!r}: config lacks spatial_encoder/scl; is this a Spatial CLAP checkpoint?")
+    return {"model": name, "spatial_encoder": str(spatial), "scl": bool(model.config.scl)}
+
+
+@dataclass
+class _Embedder:
+    """Binds a model, its processor and batching settings for the evaluation sets."""
+
+    model: Any
+    processor: Any
+    sets: dict[str, datasets.Dataset]
+    name: str
+    batch_size: int
+    device: str | torch.device
+
+    def audio(self, key: str) -> torch.Tensor:
+        return audio_embeddings(
+            self.model,
+            self.processor,
+            self.sets[key],
+            batch_size=self.batch_size,
+            device=self.device,
+            desc=f"{self.name}/{key}",
+        )
+
+    def texts(self, texts: Sequence[str], key: str) -> torch.Tensor:
+        return text_embeddings(
+            self.model,
+            self.processor,
+            texts,
+            batch_size=self.batch_size,
+            device=self.device,
+            desc=f"{self.name}/{key} texts",
+        )
+
+
+def _retrieval_metrics(e: _Embedder) -> dict[str, float]:
+    ret = e.sets["retrieval"]
+    sp, src = _column(ret, "caption_sp_src"), _column(ret, "caption_src")
+    _warn_duplicates(sp, "caption_sp_src")
+    _warn_duplicates(src, "caption_src")
+    audio, text = e.audio("retrieval"), e.texts(sp + src, "retrieval")
+    t_sp, t_src = text[: len(sp)], text[len(sp) :]
+    r_sp, r_src = retrieval_recalls(audio, t_sp), retrieval_recalls(audio, t_src, ks=(1,))
+    out = {f"{key}_sp_src": value for key, value in r_sp.items()}
+    out.update({f"{key}_src": value for key, value in r_src.items()})
+    out["similarity_sp"] = mean_matched_similarity(audio, t_sp)
+    out["similarity_src"] = mean_matched_similarity(audio, t_src)
+    return out
+
+
+def _assignment_accuracy(e: _Embedder, key: str) -> float:
+    cands = _candidate_table(e.sets[key], key)
+    flat = e.texts([c for row in cands for c in row], key)
+    return assignment_accuracy(e.audio(key), flat.reshape(len(cands), len(cands[0]), -1), _column(e.sets[key], "label"))
+
+
+def _doa_metrics(e: _Embedder, phrases: PhraseSet) -> tuple[dict[str, float], EmbeddingPanel]:
+    doa = e.sets["doa"]
+    prompts = neutral_prompts(phrases)
+    classes = np.asarray(_column(doa, "doa_class"), dtype=np.int64)
+    if classes.min(initial=0) < 0 or classes.max(initial=0) >= len(prompts):
+        raise ValueError(f"doa.doa_class must lie in [0, {len(prompts)}) for {len(prompts)} DoA prompts.")
+    audio = e.audio("doa")
+    text = e.texts(prompts + _column(doa, "caption_sp_src"), "doa")
+    t_prompts, t_captions = text[: len(prompts)], text[len(prompts) :]
+    val = e.audio("doa_val")
+    metrics = {
+        "doa_accuracy": doa_classification_accuracy(audio, t_prompts, classes),
+        "doa_probe_mae_deg": doa_probe_mae_deg(
+            val, _column(e.sets["doa_val"], "folded_azimuth_deg"), audio, _column(doa, "folded_azimuth_deg")
+        ),
+    }
+    return metrics, EmbeddingPanel(e.name, audio, classes, t_captions, classes, t_prompts)
+
+
+def evaluate_model(
+    model: Any,
+    processor: Any,
+    eval_sets: dict[str, datasets.Dataset],
+    *,
+    name: str,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    phrases: PhraseSet = DEFAULT_PHRASES,
+) -> ModelEvaluation:
+    """Compute one report row (keys of ``report.ROW_KEYS``) and the PCA panel of ``doa``."""
+    model.eval()
+    identity = _row_identity(model, name)
+    e = _Embedder(model, processor, eval_sets, name, batch_size, device)
+    metrics = _retrieval_metrics(e)
+    doa_metrics, panel = _doa_metrics(e, phrases)
+    metrics.update(doa_metrics)
+    metrics["assignment_accuracy"] = _assignment_accuracy(e, "assignment2")
+    metrics["assignment3_accuracy"] = _assignment_accuracy(e, "assignment3")
+    row = {**identity, **{key: metrics[key] for key in ROW_KEYS[3:]}}
+    return ModelEvaluation(row=row, panel=panel)
+
+
+def _model_names(model_dirs: Sequence[str | Path], names: Sequence[str] | None) -> list[str]:
+    if names is not None:
+        if len(names) != len(model_dirs):
+            raise ValueError(f"Got {len(model_dirs)} models but {len(names)} names; give one name per model.")
+        return [str(n) for n in names]
+    base = [Path(d).resolve().name or str(d) for d in model_dirs]
+    counts = Counter(base)
+    return [f"{b}_{i}" if counts[b] > 1 else b for i, b in enumerate(base)]
+
+
+def run_evaluation(
+    model_dirs: Sequence[str | Path],
+    eval_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    names: Sequence[str] | None = None,
+    batch_size: int = 16,
+    device: str | torch.device = "auto",
+) -> dict:
+    """Evaluate every saved model on the sets in ``eval_dir``; write ``report.json``,
+    ``report.md`` and ``embeddings_pca.png`` into ``output_dir``; return the report dict."""
+    if not model_dirs:
+        raise ValueError("run_evaluation needs at least one model directory.")
+    labels = _model_names(model_dirs, names)
+    sets = load_eval_sets(eval_dir)
+    dev = resolve_device(device)
+    results = []
+    for model_dir, label in zip(model_dirs, labels):
+        logger.info("Evaluating %s (%s) on %s", label, model_dir, dev)
+        model, processor = load_model_and_processor(model_dir, dev)
+        results.append(evaluate_model(model, processor, sets, name=label, batch_size=batch_size, device=dev))
+        del model
+    report = make_report(
+        [r.row for r in results],
+        n_retrieval=len(sets["retrieval"]),
+        n_doa=len(sets["doa"]),
+        n_assignment=len(sets["assignment2"]),
+        n_assignment3=len(sets["assignment3"]),
+    )
+    out = Path(output_dir)
+    write_report(report, out)
+    plot_embeddings_pca([r.panel for r in results], out / "embeddings_pca.png")
+    return report
