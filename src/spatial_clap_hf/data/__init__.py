@@ -12,6 +12,7 @@ from .audiocaps import (
     load_label_names,
     save_corpus,
 )
+from .eval_sets import build_eval_sets
 from .schema import EVAL_SET_NAMES, SOURCE_FEATURES, assignment_features, doa_features, retrieval_features
 from .synthetic import SYNTHETIC_CLASSES, ClipSpec, make_synthetic_corpus
 
@@ -26,6 +27,7 @@ __all__ = [
     "ClipSpec",
     "assignment_features",
     "build_audiocaps",
+    "build_eval_sets",
     "decoded_to_array",
     "doa_features",
     "load_audio",

@@ -13,3 +13,20 @@ from .conventions import (
     neutral_prompts,
     num_doa_classes,
 )
+from .geometry import as_mic_positions, is_centred_stereo_pair, source_position, stereo_pair, tetrahedral_array
+from .rir_bank import RirBank, RirBankConfig, RirKey, azimuth_grid, normalize_azimuth, schroeder_rt60, simulate_rirs
+from .rooms import SPLITS, RoomSpec, canonical_split, room_grid, sabine_rt60, split_rooms
+
+from .spatializer import (
+    PairingSampler,
+    Scene,
+    SpatialBatch,
+    Spatializer,
+    convolve,
+    doa_targets,
+    fft_size,
+    mix,
+    permutations_of,
+    permuted_mixtures,
+    seld_targets,
+)

@@ -1,0 +1,708 @@
+"""Room impulse responses: image-source simulation, an on-disk bank, and lookup.
+
+Simulation (pyroomacoustics): a shoebox room of ``rooms.room_grid()``, flat wall energy
+absorption (``Material(energy_absorption=r)``), image-source order from the room's Sabine RT60
+(``RoomSpec.max_order``), no ray tracing, no air absorption, no randomised image sources, so a
+simulation is deterministic. The array sits at the room centre; a source is ``distance_m``
+from the array centre at ``elevation_deg`` (0 = array height) and ``azimuth_deg``
+(array frame of ``conventions``). RIRs are float32 arrays shaped (channels, samples); the
+channels of one RIR are zero-padded to a common length.
+
+Symmetry: for the centred stereo pair (``geometry.is_centred_stereo_pair``) at elevation 0,
+RIR(−θ) is RIR(θ) with its channels swapped and RIR(180° − θ) = RIR(θ), so only azimuths in
+[0°, 90°] are simulated and the others are derived on lookup. Any other array (e.g. the
+tetrahedral one) or a non-zero elevation simulates the full azimuth grid.
+
+On disk (``RirBank.build`` / ``RirBank.load``)::
+
+    DIR/bank_config.json     the RirBankConfig the bank was built with (plus its cache key)
+    DIR/<split>/             one complete split, a ``datasets.Dataset`` (save_to_disk)
+    DIR/.partial/<split>/    per-room shards of a split still being built
+
+A split directory appears only when the split is complete (atomic rename), so an
+interrupted build never leaves a half split that is later taken as complete; a new build
+with the same parameters resumes from the finished room shards. A build into a directory
+holding a bank with different parameters raises an error naming the differences.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, NamedTuple, Sequence
+
+import numpy as np
+
+from .geometry import as_mic_positions, is_centred_stereo_pair, source_position, stereo_pair
+from .rooms import DEFAULT_SPLIT_SIZES, SPEED_OF_SOUND, SPLITS, RoomSpec, canonical_split, room_grid, split_rooms
+
+if TYPE_CHECKING:  # pragma: no cover
+    import datasets
+    import torch
+
+__all__ = [
+    "BANK_FORMAT_VERSION",
+    "RirBank",
+    "RirBankConfig",
+    "RirKey",
+    "azimuth_grid",
+    "normalize_azimuth",
+    "rir_features",
+    "save_dataset_atomically",
+    "schroeder_rt60",
+    "simulate_rirs",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Bumped whenever the on-disk layout or the simulation recipe changes.
+BANK_FORMAT_VERSION = 1
+_CONFIG_FILE = "bank_config.json"
+_PARTIAL_DIR = ".partial"
+
+
+class RirKey(NamedTuple):
+    """Address of one RIR in a bank: ``room_id`` and ``azimuth_deg`` (degrees, any range)."""
+
+    room_id: int
+    azimuth_deg: float
+
+
+def normalize_azimuth(azimuth_deg: float | np.ndarray) -> float | np.ndarray:
+    """Map azimuths (degrees) onto [−180°, 180°)."""
+    out = (np.asarray(azimuth_deg, dtype=np.float64) + 180.0) % 360.0 - 180.0
+    return float(out) if out.ndim == 0 else out
+
+
+def azimuth_grid(step_deg: int) -> np.ndarray:
+    """Azimuths (degrees, float64) on a ``step_deg`` grid over [−180°, 180°): −180, −180+step, …"""
+    _check_step(step_deg)
+    return np.arange(-180, 180, step_deg, dtype=np.float64)
+
+
+def _check_step(step_deg: int) -> None:
+    if int(step_deg) != step_deg or step_deg <= 0 or 180 % int(step_deg) != 0:
+        raise ValueError(
+            f"azimuth step {step_deg}° is not supported: use a whole number of degrees dividing 180 "
+            "(1, 2, 3, 4, 5, 6, 9, 10, 12, 15, 18, 20, 30, 36, 45, 60, 90 or 180)."
+        )
+
+
+def _az_key(azimuth_deg: float) -> int:
+    """Integer key (millidegrees) of a normalised azimuth, robust to float round-off."""
+    return int(round(normalize_azimuth(azimuth_deg) * 1000.0)) % 360000
+
+
+@dataclass(frozen=True)
+class RirBankConfig:
+    """Everything that determines a bank's content (and hence its cache key).
+
+    ``seed`` draws the room split (``rooms.split_rooms``); ``max_rooms_per_split`` keeps the
+    first N rooms of each split (None = all); ``azimuth_step_deg`` sets the azimuth grid
+    (whole degrees dividing 180; 1 = the paper's grid); ``mic_positions`` (num_mics, 3) metres
+    relative to the array centre (default: the 0.15 m stereo pair, channel 0 at +y);
+    ``dtype`` the storage type of the RIRs ("float32" or "float16"; lookups return float32).
+    """
+
+    seed: int = 0
+    max_rooms_per_split: int | None = None
+    azimuth_step_deg: int = 1
+    distance_m: float = 2.0
+    elevation_deg: float = 0.0
+    mic_positions: tuple[tuple[float, float, float], ...] = field(
+        default_factory=lambda: tuple(map(tuple, stereo_pair().tolist()))
+    )
+    sample_rate: int = 16000
+    speed_of_sound: float = SPEED_OF_SOUND
+    dtype: str = "float32"
+    split_sizes: tuple[tuple[str, int], ...] = tuple(DEFAULT_SPLIT_SIZES.items())
+
+    def __post_init__(self) -> None:
+        _check_step(self.azimuth_step_deg)
+        object.__setattr__(self, "azimuth_step_deg", int(self.azimuth_step_deg))
+        positions = as_mic_positions(self.mic_positions)
+        object.__setattr__(self, "mic_positions", tuple(tuple(float(v) for v in row) for row in positions))
+        object.__setattr__(self, "split_sizes", tuple((str(k), int(v)) for k, v in dict(self.split_sizes).items()))
+        if self.dtype not in ("float32", "float16"):
+            raise ValueError(f"dtype must be 'float32' or 'float16', got {self.dtype!r}.")
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample_rate must be a positive number of Hz, got {self.sample_rate}.")
+        if self.max_rooms_per_split is not None and self.max_rooms_per_split < 1:
+            raise ValueError(f"max_rooms_per_split must be ≥ 1 or None, got {self.max_rooms_per_split}.")
+        if not -90.0 <= self.elevation_deg <= 90.0:
+            raise ValueError(f"elevation_deg must be in [−90, 90], got {self.elevation_deg}.")
+
+    @property
+    def num_channels(self) -> int:
+        return len(self.mic_positions)
+
+    @property
+    def uses_symmetry(self) -> bool:
+        """Whether only 0°…90° are simulated (centred stereo pair, elevation 0)."""
+        return self.elevation_deg == 0.0 and is_centred_stereo_pair(np.asarray(self.mic_positions))
+
+    def azimuths(self) -> np.ndarray:
+        """The bank's full azimuth grid in degrees over [−180°, 180°)."""
+        return azimuth_grid(self.azimuth_step_deg)
+
+    def simulated_azimuths(self) -> np.ndarray:
+        """Azimuths (degrees) that are simulated and stored; the others are derived by symmetry."""
+        grid = self.azimuths()
+        return grid[(grid >= 0) & (grid <= 90)] if self.uses_symmetry else grid
+
+    def rooms(self, split: str) -> list[RoomSpec]:
+        """Rooms of ``split`` in this bank (the first ``max_rooms_per_split`` of the seeded split)."""
+        rooms = split_rooms(self.seed, dict(self.split_sizes))[canonical_split(split)]
+        return rooms[: self.max_rooms_per_split] if self.max_rooms_per_split else rooms
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["mic_positions"] = [list(p) for p in self.mic_positions]
+        data["split_sizes"] = dict(self.split_sizes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RirBankConfig":
+        data = dict(data)
+        data["mic_positions"] = tuple(tuple(p) for p in data["mic_positions"])
+        data["split_sizes"] = tuple(dict(data["split_sizes"]).items())
+        return cls(**data)
+
+    def cache_key(self) -> str:
+        """Hex digest identifying the bank content (parameters + format version)."""
+        payload = json.dumps({"format": BANK_FORMAT_VERSION, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def rir_features(dtype: str = "float32") -> "datasets.Features":
+    """Columns of a bank split; ``rir`` is (channels, samples), lengths in metres, angles in degrees."""
+    from datasets import Features, List, Value
+
+    return Features(
+        {
+            "rir": List(List(Value(dtype))),
+            "sample_rate": Value("int32"),
+            "room_dim": List(Value("float64")),
+            "absorption": Value("float64"),
+            "rt60": Value("float64"),
+            "max_order": Value("int32"),
+            "azimuth_deg": Value("float64"),
+            "elevation_deg": Value("float64"),
+            "distance_m": Value("float64"),
+            "mic_positions": List(List(Value("float64"))),
+            "split": Value("string"),
+            "room_id": Value("int32"),
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Simulation
+# ---------------------------------------------------------------------------------------------
+
+
+def simulate_rirs(
+    room: RoomSpec,
+    azimuths_deg: Sequence[float],
+    *,
+    mic_positions: np.ndarray | Sequence[Sequence[float]] | None = None,
+    distance_m: float = 2.0,
+    elevation_deg: float = 0.0,
+    sample_rate: int,
+    speed_of_sound: float = SPEED_OF_SOUND,
+) -> list[np.ndarray]:
+    """Simulate one RIR per azimuth in ``room`` with the array at the room centre.
+
+    ``mic_positions``: (num_mics, 3) metres relative to the array centre (default: the stereo
+    pair). Returns float32 arrays shaped (num_mics, samples) at ``sample_rate`` Hz, one per
+    azimuth (lengths differ with the image-source distances).
+    """
+    import pyroomacoustics as pra
+
+    mics = as_mic_positions(stereo_pair() if mic_positions is None else mic_positions)
+    centre = room.centre_m
+    order = room.max_order(speed_of_sound)
+    out = []
+    for azimuth in azimuths_deg:
+        source = centre + source_position(azimuth, elevation_deg, distance_m)
+        positions = centre + mics
+        for name, point in (("source", source[None]), ("microphone", positions)):
+            if np.any(point <= 0) or np.any(point >= np.asarray(room.dims_m)):
+                raise ValueError(
+                    f"The {name} at {np.round(point, 3).tolist()} m lies outside room {room.room_id} "
+                    f"{room.dims_m} m; reduce distance_m or the array size."
+                )
+        shoebox = pra.ShoeBox(
+            list(room.dims_m),
+            fs=sample_rate,
+            materials=pra.Material(float(room.absorption)),
+            max_order=order,
+            air_absorption=False,
+            ray_tracing=False,
+            use_rand_ism=False,
+        )
+        shoebox.set_sound_speed(float(speed_of_sound))
+        shoebox.add_source(source)
+        shoebox.add_microphone_array(positions.T)
+        shoebox.compute_rir()
+        channels = [np.asarray(shoebox.rir[m][0], dtype=np.float32) for m in range(len(mics))]
+        rir = np.zeros((len(mics), max(len(c) for c in channels)), dtype=np.float32)
+        for m, channel in enumerate(channels):
+            rir[m, : len(channel)] = channel
+        out.append(rir)
+    return out
+
+
+def schroeder_rt60(rir: np.ndarray, sample_rate: int, *, decay_db: float = 20.0, start_db: float = -5.0) -> float:
+    """Reverberation time (s) of a mono RIR (samples,) from Schroeder backward integration.
+
+    A line is fitted to the energy decay curve between ``start_db`` and ``start_db − decay_db``
+    (T20 by default, T30 with ``decay_db=30``) and extrapolated to 60 dB.
+    """
+    h = np.asarray(rir, dtype=np.float64)
+    if h.ndim != 1 or h.size < 2:
+        raise ValueError(f"schroeder_rt60 needs a mono RIR shaped (samples,), got shape {h.shape}.")
+    energy = np.cumsum(h[::-1] ** 2)[::-1]
+    if energy[0] <= 0:
+        raise ValueError("The RIR is all zeros; its reverberation time is undefined.")
+    edc_db = 10.0 * np.log10(np.maximum(energy / energy[0], 1e-30))
+    stop_db = start_db - decay_db
+    if edc_db[-1] > stop_db:
+        raise ValueError(f"The RIR decays only {-edc_db[-1]:.1f} dB; need {-stop_db:.0f} dB for this fit.")
+    i0, i1 = int(np.argmax(edc_db <= start_db)), int(np.argmax(edc_db <= stop_db))
+    t = np.arange(h.size) / sample_rate
+    slope = np.polyfit(t[i0 : i1 + 1], edc_db[i0 : i1 + 1], 1)[0]
+    return float(-60.0 / slope)
+
+
+def _room_rows(room: RoomSpec, split: str, config: RirBankConfig) -> dict[str, list]:
+    """Simulate a room's stored azimuths and return its bank rows as columns."""
+    azimuths = config.simulated_azimuths()
+    rirs = simulate_rirs(
+        room,
+        azimuths,
+        mic_positions=np.asarray(config.mic_positions),
+        distance_m=config.distance_m,
+        elevation_deg=config.elevation_deg,
+        sample_rate=config.sample_rate,
+        speed_of_sound=config.speed_of_sound,
+    )
+    mics = (room.centre_m + np.asarray(config.mic_positions)).tolist()
+    n = len(rirs)
+    return {
+        "rir": [r.astype(config.dtype) for r in rirs],
+        "sample_rate": [config.sample_rate] * n,
+        "room_dim": [list(room.dims_m)] * n,
+        "absorption": [room.absorption] * n,
+        "rt60": [room.rt60(config.speed_of_sound)] * n,
+        "max_order": [room.max_order(config.speed_of_sound)] * n,
+        "azimuth_deg": [float(a) for a in azimuths],
+        "elevation_deg": [config.elevation_deg] * n,
+        "distance_m": [config.distance_m] * n,
+        "mic_positions": [mics] * n,
+        "split": [split] * n,
+        "room_id": [room.room_id] * n,
+    }
+
+
+_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def _worker_init() -> None:
+    """Pool initializer: one thread per worker process."""
+    for name in _THREAD_ENV:
+        os.environ[name] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _worker_task(task: tuple[RoomSpec, str, RirBankConfig]) -> tuple[int, dict[str, list]]:
+    room, split, config = task
+    return room.room_id, _room_rows(room, split, config)
+
+
+@contextlib.contextmanager
+def _single_threaded_env() -> Iterator[None]:
+    """Set one-thread limits in the environment inherited by spawned workers, then restore it."""
+    saved = {k: os.environ.get(k) for k in _THREAD_ENV}
+    os.environ.update({k: "1" for k in _THREAD_ENV})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """Silence datasets' own progress bars (the bank build shows one bar of its own)."""
+    import datasets
+
+    was_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
+
+
+def save_dataset_atomically(dataset: "datasets.Dataset", path: str | os.PathLike) -> None:
+    """``save_to_disk`` into a temporary sibling folder, then rename it to ``path``.
+
+    ``path`` therefore exists only once complete; an existing ``path`` is replaced.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    with _quiet_datasets():
+        dataset.save_to_disk(str(tmp))
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def _write_json_atomically(data: dict, path: Path) -> None:
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The bank
+# ---------------------------------------------------------------------------------------------
+
+
+class RirBank:
+    """A set of simulated RIRs per split, addressed by ``(room_id, azimuth_deg)``.
+
+    Build or reuse with ``RirBank.build(dir, config)``, open with ``RirBank.load(dir)``.
+    Lookups return float32; azimuths not stored are derived by the stereo symmetry.
+    RIR rows stay memory-mapped on disk (Arrow) unless ``in_memory=True``, which reads every
+    stored RIR into RAM once, in the storage dtype (the paper's 480 rooms at 1°: ≈ 5 GB as
+    float32, ≈ 2.5 GB as float16).
+    """
+
+    def __init__(self, config: RirBankConfig, splits: dict[str, "datasets.Dataset"], *, in_memory: bool = False):
+        if not splits:
+            raise ValueError("A RirBank needs at least one split.")
+        self.config = config
+        self._data = {canonical_split(k): v.with_format("numpy") for k, v in splits.items()}
+        self._index: dict[tuple[int, int], tuple[str, int]] = {}
+        self._rooms: dict[str, list[int]] = {}
+        self._room_meta: dict[int, dict] = {}
+        for split, ds in self._data.items():
+            columns = ds.with_format(None).select_columns(["room_id", "azimuth_deg"])
+            room_ids = np.asarray(list(columns["room_id"]), dtype=np.int64)
+            azimuths = np.asarray(list(columns["azimuth_deg"]), dtype=np.float64)
+            self._rooms[split] = list(dict.fromkeys(room_ids.tolist()))
+            for row, (room_id, az) in enumerate(zip(room_ids.tolist(), azimuths.tolist())):
+                self._index[(room_id, _az_key(az))] = (split, row)
+        grid = {r.room_id: r for r in room_grid()}
+        for split, ids in self._rooms.items():
+            for room_id in ids:
+                self._room_meta[room_id] = {"split": split, "room": grid[room_id]}
+        self._cache: dict[tuple[str, int], np.ndarray] | None = None
+        if in_memory:
+            self._cache = {}
+            for split, ds in self._data.items():
+                for row in range(len(ds)):
+                    self._cache[(split, row)] = np.asarray(ds[row]["rir"], dtype=config.dtype)
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, *, in_memory: bool = False) -> "RirBank":
+        """Open the complete splits of a bank directory written by ``build``."""
+        import datasets
+
+        directory = Path(directory)
+        config_path = directory / _CONFIG_FILE
+        if not config_path.exists():
+            raise FileNotFoundError(
+                f"{directory} holds no RIR bank ({_CONFIG_FILE} missing); build one with "
+                "`spatial-clap make-rirs --output-dir DIR` or RirBank.build(DIR)."
+            )
+        stored = json.loads(config_path.read_text())
+        config = RirBankConfig.from_dict(stored["config"])
+        present = [s for s in SPLITS if (directory / s).is_dir()]
+        if not present:
+            raise FileNotFoundError(
+                f"{directory} has no complete split yet (an interrupted build?); re-run the same "
+                "build command to finish it."
+            )
+        with _quiet_datasets():
+            splits = {s: datasets.load_from_disk(str(directory / s)) for s in present}
+        return cls(config, splits, in_memory=in_memory)
+
+    @classmethod
+    def build(
+        cls,
+        directory: str | os.PathLike,
+        config: RirBankConfig | None = None,
+        *,
+        splits: Sequence[str] = SPLITS,
+        num_workers: int = 1,
+        show_progress: bool = True,
+        start_method: str | None = None,
+    ) -> "RirBank":
+        """Simulate the missing ``splits`` of a bank into ``directory`` and return the bank.
+
+        Complete splits with the same parameters are reused without recomputation; finished
+        room shards of an interrupted build are resumed. ``num_workers`` > 1 simulates rooms
+        in that many worker processes (one thread each; ``start_method`` "fork" by default where
+        available, else "spawn" — with spawn, call from under ``if __name__ == "__main__":``);
+        0 or 1 runs in this process.
+        Raises ValueError when ``directory`` holds a bank built with other parameters.
+        """
+        config = config or RirBankConfig()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        _claim_directory(directory, config)
+        wanted = [canonical_split(s) for s in dict.fromkeys(splits)]
+        todo = [s for s in wanted if not (directory / s).is_dir()]
+        if not todo:
+            logger.info("RIR bank %s: splits %s already complete, reusing them.", directory, wanted)
+        else:
+            _build_splits(directory, config, todo, num_workers, show_progress, start_method)
+        partial = directory / _PARTIAL_DIR
+        if partial.is_dir() and not any(partial.iterdir()):
+            partial.rmdir()
+        return cls.load(directory)
+
+    # -- description --------------------------------------------------------------------------
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate of every RIR in Hz."""
+        return self.config.sample_rate
+
+    @property
+    def num_channels(self) -> int:
+        return self.config.num_channels
+
+    @property
+    def splits(self) -> list[str]:
+        """Splits present in this bank, in ``SPLITS`` order."""
+        return [s for s in SPLITS if s in self._data]
+
+    def rooms(self, split: str) -> list[int]:
+        """Room ids of ``split`` (in the split's seeded order)."""
+        name = canonical_split(split)
+        if name not in self._rooms:
+            raise KeyError(f"This RIR bank has no {name!r} split (it has {self.splits}); build it with --split {name}.")
+        return list(self._rooms[name])
+
+    def room(self, room_id: int) -> RoomSpec:
+        """The room (dimensions, absorption) behind ``room_id``."""
+        return self._meta(room_id)["room"]
+
+    def split_of(self, room_id: int) -> str:
+        return self._meta(room_id)["split"]
+
+    def azimuths(self) -> np.ndarray:
+        """All azimuths (degrees, [−180°, 180°)) that ``get`` accepts."""
+        return self.config.azimuths()
+
+    def __len__(self) -> int:
+        """Number of addressable RIRs: rooms × azimuths."""
+        return sum(len(r) for r in self._rooms.values()) * len(self.azimuths())
+
+    def __repr__(self) -> str:
+        rooms = {s: len(r) for s, r in self._rooms.items()}
+        return (
+            f"RirBank(rooms={rooms}, azimuth_step={self.config.azimuth_step_deg}°, "
+            f"channels={self.num_channels}, sample_rate={self.sample_rate} Hz)"
+        )
+
+    # -- lookup -------------------------------------------------------------------------------
+
+    def get(self, room_id: int, azimuth_deg: float) -> np.ndarray:
+        """The RIR of a source at ``azimuth_deg`` (degrees, any range) in room ``room_id``.
+
+        Returns float32 shaped (channels, samples) at ``sample_rate`` Hz (a fresh array).
+        """
+        stored, swap = self._stored_azimuth(azimuth_deg)
+        key = (int(room_id), _az_key(stored))
+        if key not in self._index:
+            self._meta(room_id)
+            raise KeyError(f"Room {room_id} has no RIR at {stored}°; the bank is incomplete or corrupt.")
+        location = self._index[key]
+        if self._cache is not None:
+            rir = self._cache[location].astype(np.float32)  # a copy, float32 also from float16 storage
+        else:
+            split, row = location
+            rir = np.asarray(self._data[split][row]["rir"], dtype=np.float32)
+        return np.ascontiguousarray(rir[::-1]) if swap else rir
+
+    def get_batch(
+        self,
+        keys: Sequence[tuple[int, float]],
+        *,
+        device: "torch.device | str | None" = None,
+        max_length: int | None = None,
+    ) -> "torch.Tensor":
+        """RIRs of ``keys`` ((room_id, azimuth_deg) pairs) as one zero-padded float32 tensor.
+
+        Shape (batch, channels, samples) with samples = the longest RIR of the batch, or
+        exactly ``max_length`` when given (longer RIRs are cut there, shorter ones padded).
+        """
+        import torch
+
+        if len(keys) == 0:
+            raise ValueError("get_batch needs at least one (room_id, azimuth_deg) key.")
+        rirs = [self.get(room_id, az) for room_id, az in keys]
+        length = max_length if max_length is not None else max(r.shape[1] for r in rirs)
+        batch = np.zeros((len(rirs), self.num_channels, length), dtype=np.float32)
+        for i, rir in enumerate(rirs):
+            n = min(length, rir.shape[1])
+            batch[i, :, :n] = rir[:, :n]
+        return torch.from_numpy(batch).to(device) if device is not None else torch.from_numpy(batch)
+
+    def _stored_azimuth(self, azimuth_deg: float) -> tuple[float, bool]:
+        """The stored azimuth holding the RIR of ``azimuth_deg`` and whether to swap channels."""
+        az = normalize_azimuth(float(azimuth_deg))
+        step = self.config.azimuth_step_deg
+        if abs(az / step - round(az / step)) > 1e-6:
+            raise ValueError(
+                f"Azimuth {azimuth_deg}° is not on this bank's {step}° grid; use a value from bank.azimuths()."
+            )
+        az = float(round(az / step) * step)
+        if not self.config.uses_symmetry:
+            return az, False
+        if az > 90.0:
+            az = 180.0 - az
+        elif az < -90.0:
+            az = -180.0 - az
+        return abs(az), az < 0
+
+    def _meta(self, room_id: int) -> dict:
+        if int(room_id) not in self._room_meta:
+            raise KeyError(f"Room {room_id} is not in this RIR bank (splits {self.splits}); see bank.rooms(split).")
+        return self._room_meta[int(room_id)]
+
+
+def _claim_directory(directory: Path, config: RirBankConfig) -> None:
+    """Record ``config`` in ``directory`` or check it matches the one already recorded."""
+    path = directory / _CONFIG_FILE
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored.get("cache_key") != config.cache_key():
+            old = stored.get("config", {})
+            new = config.to_dict()
+            diff = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+            if stored.get("format") != BANK_FORMAT_VERSION:
+                diff["format"] = (stored.get("format"), BANK_FORMAT_VERSION)
+            raise ValueError(
+                f"{directory} holds an RIR bank built with different parameters "
+                f"(stored → requested: {diff}); use another --output-dir or delete that bank."
+            )
+        return
+    if any(p.name in SPLITS for p in directory.iterdir()):
+        raise ValueError(f"{directory} holds split folders but no {_CONFIG_FILE}; use an empty or new directory.")
+    import pyroomacoustics as pra
+
+    _write_json_atomically(
+        {
+            "format": BANK_FORMAT_VERSION,
+            "cache_key": config.cache_key(),
+            "config": config.to_dict(),
+            "pyroomacoustics": pra.__version__,
+        },
+        path,
+    )
+
+
+def _start_method(requested: str | None) -> str:
+    """``fork`` where available (workers start at once, without re-importing the package);
+    ``spawn`` otherwise. Workers only run pyroomacoustics/numpy, never torch or CUDA."""
+    methods = multiprocessing.get_all_start_methods()
+    if requested is not None:
+        if requested not in methods:
+            raise ValueError(f"Start method {requested!r} is not available here; use one of {methods}.")
+        return requested
+    return "fork" if "fork" in methods else "spawn"
+
+
+def _build_splits(
+    directory: Path,
+    config: RirBankConfig,
+    splits: list[str],
+    num_workers: int,
+    show_progress: bool,
+    start_method: str | None,
+) -> None:
+    import datasets
+    from tqdm.auto import tqdm
+
+    for stale in directory.glob(".tmp-*"):  # left by an interrupted final save
+        shutil.rmtree(stale, ignore_errors=True)
+    per_room = len(config.simulated_azimuths())
+    tasks, done = [], {}
+    for split in splits:
+        shard_dir = directory / _PARTIAL_DIR / split
+        shard_dir.mkdir(parents=True, exist_ok=True)
+        for stale in shard_dir.glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        finished = {int(p.name.split("_")[1]) for p in shard_dir.glob("room_*") if p.is_dir()}
+        done[split] = finished
+        tasks += [(room, split, config) for room in config.rooms(split) if room.room_id not in finished]
+    # Longest rooms first (image-source cost grows with max_order³): balances the workers.
+    tasks.sort(key=lambda task: -task[0].max_order(config.speed_of_sound))
+    resumed = sum(len(v) for v in done.values())
+    if resumed:
+        logger.info("RIR bank %s: resuming, %d room(s) already simulated.", directory, resumed)
+    total = sum(len(config.rooms(s)) for s in splits) * per_room
+    progress = tqdm(
+        total=total, initial=resumed * per_room, desc="Simulating RIRs", unit="rir", disable=not show_progress
+    )
+    features = rir_features(config.dtype)
+
+    def store(room_id: int, split: str, rows: dict) -> None:
+        shard = datasets.Dataset.from_dict(rows, features=features)
+        save_dataset_atomically(shard, directory / _PARTIAL_DIR / split / f"room_{room_id:04d}")
+        progress.update(len(rows["rir"]))
+
+    split_of_room = {room.room_id: split for room, split, _ in tasks}
+    try:
+        if num_workers <= 1 or len(tasks) <= 1:
+            for task in tasks:
+                room_id, rows = _worker_task(task)
+                store(room_id, split_of_room[room_id], rows)
+        else:
+            # A worker that dies raises BrokenProcessPool here instead of hanging the build.
+            context = multiprocessing.get_context(_start_method(start_method))
+            workers = min(num_workers, len(tasks))
+            with _single_threaded_env(), ProcessPoolExecutor(workers, context, initializer=_worker_init) as pool:
+                futures = [pool.submit(_worker_task, task) for task in tasks]
+                try:
+                    for future in as_completed(futures):
+                        room_id, rows = future.result()
+                        store(room_id, split_of_room[room_id], rows)
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    raise
+    finally:
+        progress.close()
+    for split in splits:
+        shard_dir = directory / _PARTIAL_DIR / split
+        with _quiet_datasets():
+            shards = [datasets.load_from_disk(str(shard_dir / f"room_{r.room_id:04d}")) for r in config.rooms(split)]
+        save_dataset_atomically(datasets.concatenate_datasets(shards), directory / split)
+        shutil.rmtree(shard_dir, ignore_errors=True)
+        logger.info("RIR bank %s: split %r complete (%d rooms).", directory, split, len(shards))
