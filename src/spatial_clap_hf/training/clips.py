@@ -1,0 +1,154 @@
+"""Mono training clips from a source corpus, in a deterministic, resumable order.
+
+The order of an epoch is a pure function of (seed, epoch): process p of W takes the p-th
+slice of each global batch. Resuming after k finished steps of an epoch therefore only
+needs to skip the first k batches of that epoch's order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import datasets
+import numpy as np
+import torch
+import torchaudio
+
+from ..data.audio_io import decoded_to_array
+
+__all__ = ["ClipBatch", "ClipDataset", "EpochBatchSampler", "class_names_of", "collate_clips"]
+
+logger = logging.getLogger(__name__)
+
+
+def class_names_of(corpus_dir: str | Path | None, split: datasets.Dataset) -> list[str]:
+    """SED class names: ``label_names.json`` beside a saved corpus, else the sorted labels of ``split``."""
+    if corpus_dir is not None and (Path(corpus_dir) / "label_names.json").is_file():
+        return list(json.loads((Path(corpus_dir) / "label_names.json").read_text()))
+    return sorted({label for labels in split["labels"] for label in labels})
+
+
+def _fit_length(clip: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """Repeat-pad (as CLAP does) or cut a mono clip (samples,) to ``num_samples``."""
+    if clip.numel() == 0:
+        raise ValueError("Empty clip in the corpus.")
+    if clip.numel() < num_samples:
+        clip = clip.repeat(-(-num_samples // clip.numel()))
+    return clip[:num_samples]
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Row i of a SOURCE_FEATURES split → one mono clip of ``clip_seconds`` at ``sample_rate``.
+
+    Multichannel sources are averaged to mono and other sample rates resampled (both logged
+    once). Each item is ``(index, clip (samples,) float32, caption, label indices)``; the
+    caption is one of the row's captions, chosen by (seed, epoch, index).
+    """
+
+    def __init__(
+        self,
+        split: datasets.Dataset,
+        class_names: Sequence[str],
+        *,
+        clip_seconds: float,
+        sample_rate: int,
+        seed: int = 0,
+    ) -> None:
+        self.split = split
+        self.class_index = {name: i for i, name in enumerate(class_names)}
+        self.num_samples = int(round(clip_seconds * sample_rate))
+        self.sample_rate = int(sample_rate)
+        self.seed = int(seed)
+        self.epoch = 0
+        self._warned: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def _warn_once(self, key: str, message: str, *args) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(message, *args)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor, str, list[int]]:
+        row = self.split[int(index)]
+        array, rate = decoded_to_array(row["audio"])
+        clip = torch.from_numpy(array)
+        if clip.shape[0] > 1:
+            self._warn_once("mono", "Source clips have %d channels; averaging them to mono.", clip.shape[0])
+        clip = clip.mean(dim=0)
+        if rate != self.sample_rate:
+            self._warn_once("rate", "Resampling source clips from %d Hz to %d Hz.", rate, self.sample_rate)
+            clip = torchaudio.functional.resample(clip, rate, self.sample_rate)
+        captions = row["captions"]
+        if not captions:
+            raise ValueError(f"Row {index} ({row['id']}) of the corpus has no caption.")
+        choice = np.random.default_rng([self.seed, self.epoch, int(index)]).integers(len(captions))
+        labels = [self.class_index[name] for name in row["labels"] if name in self.class_index]
+        return int(index), _fit_length(clip, self.num_samples), captions[choice], labels
+
+
+@dataclass
+class ClipBatch:
+    """Mono clips of one step: ``clips`` (N, samples) float32 and per-clip metadata."""
+
+    indices: list[int]
+    clips: torch.Tensor
+    captions: list[str]
+    labels: list[list[int]]
+
+
+def collate_clips(items: Sequence[tuple[int, torch.Tensor, str, list[int]]]) -> ClipBatch:
+    return ClipBatch(
+        indices=[i for i, *_ in items],
+        clips=torch.stack([c for _, c, *_ in items]),
+        captions=[c for _, _, c, _ in items],
+        labels=[l for *_, l in items],
+    )
+
+
+class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """This process's slices of the global batches of one epoch.
+
+    Epoch e shuffles all ``num_items`` indices with (seed, e), cuts them into global
+    batches of ``batch_size × num_processes`` (the incomplete tail is dropped) and yields
+    the ``process_index``-th ``batch_size`` slice of each, starting at batch ``start``.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        batch_size: int,
+        *,
+        seed: int,
+        epoch: int,
+        num_processes: int = 1,
+        process_index: int = 0,
+        start: int = 0,
+    ) -> None:
+        global_batch = batch_size * num_processes
+        if num_items < global_batch:
+            raise ValueError(
+                f"The corpus split has {num_items} clips, fewer than one global batch of {global_batch} "
+                f"({batch_size} per process × {num_processes} processes); use a larger corpus or smaller batch."
+            )
+        self.num_items, self.batch_size = num_items, batch_size
+        self.seed, self.epoch = seed, epoch
+        self.num_processes, self.process_index, self.start = num_processes, process_index, start
+
+    def batches_per_epoch(self) -> int:
+        return self.num_items // (self.batch_size * self.num_processes)
+
+    def __len__(self) -> int:
+        return max(0, self.batches_per_epoch() - self.start)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.num_items)
+        global_batch = self.batch_size * self.num_processes
+        for b in range(self.start, self.batches_per_epoch()):
+            lo = b * global_batch + self.process_index * self.batch_size
+            yield order[lo : lo + self.batch_size].tolist()

@@ -1,0 +1,156 @@
+"""Typed training configuration, loaded from the YAML presets in ``recipes/``.
+
+One ``TrainConfig`` describes either stage:
+- ``stage: spatial`` — pretraining ``SeldNetForSoundEventLocalization`` (objective ``seld`` or ``doa``);
+- ``stage: contrastive`` — training ``SpatialClapModel`` (spatial encoder none/doa/seld, SCL on/off).
+
+Unknown keys are errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+__all__ = [
+    "BatchConfig",
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "load_config",
+]
+
+
+@dataclass
+class DataConfig:
+    """Where the mono source clips and the room impulse responses come from.
+
+    ``corpus``: a saved source corpus (``save_to_disk`` DatasetDict with the
+    SOURCE_FEATURES schema, e.g. the AudioCaps builder output); ``None`` builds the
+    embedded synthetic corpus under ``<output_dir>/corpus`` with the ``synthetic_*`` sizes.
+    ``rirs``: an RIR-bank directory; built (train and val rooms only) when missing.
+    """
+
+    corpus: str | None = None
+    synthetic_n_train: int = 1024
+    synthetic_n_validation: int = 128
+    synthetic_n_test: int = 128
+    rirs: str | None = None
+    rir_max_rooms: int | None = None
+    rir_azimuth_step_deg: float = 1.0
+    rir_num_workers: int = 2
+    clip_seconds: float = 10.0
+    sample_rate: int = 16000
+    num_workers: int = 0
+
+
+@dataclass
+class BatchConfig:
+    """Batch composition from mono clips (the paper: 16 single + 8 two-source from 32 clips).
+
+    With ``scl`` every two-source mixture also appears with its sources' directions
+    swapped (all n! assignments), as its own sample with its own caption.
+    """
+
+    n_single: int = 16
+    n_mix2: int = 8
+    scl: bool = False
+
+    @property
+    def mono_clips(self) -> int:
+        """Mono clips drawn per process and step."""
+        return self.n_single + 2 * self.n_mix2
+
+
+@dataclass
+class ModelConfig:
+    """How the model is built.
+
+    Either a ``preset`` from ``spatial_clap_hf.list_presets()`` (random weights, optional
+    ``overrides``), or pretrained parts: ``source_model`` (an HF-format CLAP checkpoint),
+    ``text_model`` (any text checkpoint) and, for stage 2, ``spatial_model`` (a stage-1
+    output directory; ``None`` gives the mono baseline).
+    """
+
+    preset: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    source_model: str | None = None
+    text_model: str | None = None
+    tokenizer: str | None = None
+    spatial_model: str | None = None
+    spatial_encoder: Literal["none", "doa", "seld"] = "seld"
+    freeze_source: bool = False
+    freeze_text: bool = False
+    freeze_spatial: bool = False
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    epochs: int = 50
+    max_steps: int | None = None
+    grad_clip: float | None = 1.0
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+
+
+@dataclass
+class TrainConfig:
+    stage: Literal["spatial", "contrastive"] = "contrastive"
+    objective: Literal["seld", "doa"] = "seld"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    output_dir: str = "runs/train"
+    seed: int = 0
+    save_every: int = 500
+    log_every: int = 10
+    log_with: list[str] = field(default_factory=lambda: ["tensorboard"])
+    push_to_hub: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"Unknown key(s) {unknown} in {where}; valid keys: {sorted(known)}.")
+    kwargs = {}
+    for name, value in values.items():
+        sub = {"model": ModelConfig, "data": DataConfig, "batch": BatchConfig, "optim": OptimConfig}.get(name)
+        if cls is TrainConfig and sub is not None:
+            if not isinstance(value, Mapping):
+                raise ValueError(f"'{name}' in {where} must be a mapping, got {type(value).__name__}.")
+            value = _build(sub, value, f"{where}.{name}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML preset and apply dotted ``overrides`` (``{"optim.max_steps": 10}``)."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        text = Path(path).read_text()
+        values = yaml.safe_load(text) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path} must hold a YAML mapping at the top level.")
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(values, dotted, value)
+    return _build(TrainConfig, values, str(path or "config"))

@@ -1,0 +1,298 @@
+"""The training loop of both stages on Accelerate: one CPU process to many GPUs.
+
+- The data order is a function of (seed, epoch) and each step's spatialization of
+  (seed, epoch, clip ids); with Accelerate's saved RNG states this makes a resumed run
+  end with exactly the weights of an uninterrupted one.
+- ``save_state`` every ``save_every`` steps under ``<output_dir>/checkpoints/step_N``
+  (written to a temporary name, then renamed), and also when the job receives SIGINT or
+  SIGTERM: an interrupted job loses at most the step in flight.
+- At the end, ``<output_dir>/model`` holds an AutoModel-loadable directory (and, for
+  stage 2, its processor and model card); ``push_to_hub`` uploads it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import signal
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import datasets
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from ..data.audiocaps import load_corpus
+from ..data.synthetic import make_synthetic_corpus
+from ..spatial import Spatializer
+from ..spatial.rir_bank import RirBank, RirBankConfig
+from .clips import ClipDataset, EpochBatchSampler, class_names_of, collate_clips
+from .config import TrainConfig
+from .tasks import build_task
+
+__all__ = ["TrainResult", "latest_checkpoint", "prepare_corpus", "prepare_rir_bank", "train"]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+PROGRESS_FILE = "progress.json"
+KEEP_CHECKPOINTS = 2
+
+
+@dataclass
+class TrainResult:
+    """Where a run ended: ``model_dir`` is None when it was interrupted before the end."""
+
+    output_dir: Path
+    steps: int
+    total_steps: int
+    interrupted: bool
+    model_dir: Path | None
+    last_loss: float | None
+
+
+def prepare_corpus(config: TrainConfig, accelerator: Accelerator) -> tuple[datasets.DatasetDict, Path]:
+    """The source corpus: ``data.corpus`` or the synthetic corpus built under ``<output_dir>/corpus``."""
+    dc = config.data
+    if dc.corpus:
+        return load_corpus(dc.corpus), Path(dc.corpus)
+    directory = Path(config.output_dir) / "corpus"
+    with accelerator.main_process_first():
+        corpus = make_synthetic_corpus(
+            n_train=dc.synthetic_n_train,
+            n_validation=dc.synthetic_n_validation,
+            n_test=dc.synthetic_n_test,
+            clip_seconds=dc.clip_seconds,
+            sample_rate=dc.sample_rate,
+            seed=config.seed,
+            output_dir=directory,
+        )
+    return corpus, directory
+
+
+def prepare_rir_bank(config: TrainConfig, accelerator: Accelerator, splits: tuple[str, ...] = ("train",)) -> RirBank:
+    """The RIR bank at ``data.rirs`` (default ``<output_dir>/rirs``).
+
+    An existing bank holding ``splits`` is used as it is (its own parameters); otherwise the
+    missing splits are built with the ``data.rir_*`` parameters.
+    """
+    dc = config.data
+    directory = Path(dc.rirs) if dc.rirs else Path(config.output_dir) / "rirs"
+    with accelerator.main_process_first():
+        if accelerator.is_main_process and not _has_splits(directory, splits):
+            bank_config = RirBankConfig(
+                seed=config.seed,
+                max_rooms_per_split=dc.rir_max_rooms,
+                azimuth_step_deg=dc.rir_azimuth_step_deg,
+                sample_rate=dc.sample_rate,
+            )
+            RirBank.build(directory, bank_config, splits=splits, num_workers=dc.rir_num_workers)
+    return RirBank.load(directory, in_memory=True)
+
+
+def _has_splits(directory: Path, splits: tuple[str, ...]) -> bool:
+    try:
+        bank = RirBank.load(directory)
+    except (FileNotFoundError, ValueError):
+        return False
+    return set(splits) <= set(bank.splits)
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest complete ``checkpoints/step_N`` directory, or None."""
+    root = Path(output_dir) / CHECKPOINTS
+    done = [p for p in root.glob("step_*") if (p / PROGRESS_FILE).is_file()] if root.is_dir() else []
+    return max(done, key=lambda p: int(p.name.split("_")[1]), default=None)
+
+
+def _save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int) -> Path:
+    root = output_dir / CHECKPOINTS
+    final = root / f"step_{step}"
+    tmp = root / f".tmp_step_{step}"
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / PROGRESS_FILE).write_text(json.dumps({"step": step}))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        old = sorted((p for p in root.glob("step_*")), key=lambda p: int(p.name.split("_")[1]))
+        for stale in old[:-KEEP_CHECKPOINTS]:
+            shutil.rmtree(stale, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM; agreed on by all processes so they stop at the same step."""
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    def __call__(self, signum, frame) -> None:  # signal handler
+        self.raised = True
+
+    def agreed(self, accelerator: Accelerator) -> bool:
+        if accelerator.num_processes == 1:
+            return self.raised
+        flag = torch.tensor([1.0 if self.raised else 0.0], device=accelerator.device)
+        return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[_StopFlag]:
+    flag = _StopFlag()
+    previous = {s: signal.signal(s, flag) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _flat_hparams(config: TrainConfig) -> dict:
+    flat = {}
+    for section, values in config.to_dict().items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                flat[f"{section}.{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+        else:
+            flat[section] = values if isinstance(values, (int, float, str, bool)) else str(values)
+    return flat
+
+
+def train(config: TrainConfig, *, resume: bool = False, show_progress: bool = True) -> TrainResult:
+    """Run one training stage as described by ``config``; see the module docstring."""
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    accelerator = Accelerator(
+        # Without an accelerator, processes started by torchrun must be told to use the CPU
+        # (gloo); otherwise each would run alone.
+        cpu=not torch.accelerator.is_available(),
+        mixed_precision=config.optim.mixed_precision,
+        log_with=config.log_with or None,
+        project_dir=str(output_dir),
+    )
+    set_seed(config.seed)
+    corpus, corpus_dir = prepare_corpus(config, accelerator)
+    bank = prepare_rir_bank(config, accelerator)
+    train_split = corpus["train"]
+    class_names = class_names_of(corpus_dir, train_split)
+    captions = [c for row in train_split["captions"] for c in row]
+    task = build_task(config, class_names, captions)
+    spatializer = Spatializer(bank, "train", seed=config.seed, device=accelerator.device)
+    dataset = ClipDataset(
+        train_split, class_names, clip_seconds=config.data.clip_seconds, sample_rate=bank.sample_rate, seed=config.seed
+    )
+    per_process = config.batch.mono_clips
+    steps_per_epoch = len(dataset) // (per_process * accelerator.num_processes)
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"The train split has {len(dataset)} clips: not one global batch of "
+            f"{per_process * accelerator.num_processes}. Use more clips or a smaller batch."
+        )
+    total_steps = config.optim.epochs * steps_per_epoch
+    if config.optim.max_steps is not None:
+        total_steps = min(total_steps, config.optim.max_steps)
+
+    trainable = [p for p in task.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, min(config.optim.warmup_steps, total_steps), total_steps)
+    model, optimizer, scheduler = accelerator.prepare(task.model, optimizer, scheduler)
+    if config.log_with:
+        accelerator.init_trackers(f"{config.stage}", config=_flat_hparams(config))
+
+    step = 0
+    if resume:
+        checkpoint = latest_checkpoint(output_dir)
+        if checkpoint is None:
+            logger.warning("--resume: no checkpoint under %s; starting from step 0.", output_dir / CHECKPOINTS)
+        else:
+            accelerator.load_state(str(checkpoint))
+            step = json.loads((checkpoint / PROGRESS_FILE).read_text())["step"]
+            logger.info("Resuming from %s (step %d of %d).", checkpoint, step, total_steps)
+
+    bar = tqdm(
+        total=total_steps,
+        initial=step,
+        desc=f"{config.stage} ({config.objective if config.stage == 'spatial' else 'contrastive'})",
+        disable=not (show_progress and accelerator.is_local_main_process),
+        dynamic_ncols=True,
+    )
+    last_loss = None
+    interrupted = False
+    with _stop_on_signals() as stop:
+        while step < total_steps and not interrupted:
+            epoch, start = divmod(step, steps_per_epoch)
+            dataset.epoch = epoch
+            sampler = EpochBatchSampler(
+                len(dataset),
+                per_process,
+                seed=config.seed,
+                epoch=epoch,
+                num_processes=accelerator.num_processes,
+                process_index=accelerator.process_index,
+                start=start,
+            )
+            loader = torch.utils.data.DataLoader(
+                dataset,
+                batch_sampler=sampler,
+                collate_fn=collate_clips,
+                num_workers=config.data.num_workers,
+                # Its own generator: starting an iterator must not draw from the global RNG, whose
+                # state (dropout) a resumed run restores from the checkpoint.
+                generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch),
+            )
+            for clip_batch in loader:
+                model.train()
+                for module in task.frozen:
+                    module.eval()
+                clip_batch.clips = clip_batch.clips.to(accelerator.device)
+                with accelerator.autocast():
+                    loss, logs = task.loss(model, clip_batch, spatializer, epoch)
+                accelerator.backward(loss)
+                if config.optim.grad_clip:
+                    accelerator.clip_grad_norm_(trainable, config.optim.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                last_loss = float(loss.detach())
+                bar.update(1)
+                bar.set_postfix(loss=f"{last_loss:.4f}", epoch=epoch)
+                if config.log_with and step % config.log_every == 0:
+                    metrics = {"loss": last_loss, "lr": scheduler.get_last_lr()[0], "epoch": epoch}
+                    metrics.update({k: float(v) for k, v in logs.items()})
+                    accelerator.log(metrics, step=step)
+                stopping = stop.agreed(accelerator)
+                if (config.save_every and step % config.save_every == 0) or stopping:
+                    path = _save_checkpoint(accelerator, output_dir, step)
+                    if stopping:
+                        logger.warning("Interrupted: state saved to %s; continue with --resume.", path)
+                if stopping:
+                    interrupted = True
+                    break
+                if step >= total_steps:
+                    break
+    bar.close()
+
+    model_dir = None
+    if not interrupted:
+        model_dir = output_dir / "model"
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            task.save(accelerator.unwrap_model(model), model_dir)
+            (model_dir / "training_config.json").write_text(json.dumps(config.to_dict(), indent=1))
+        accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return TrainResult(output_dir, step, total_steps, interrupted, model_dir, last_loss)

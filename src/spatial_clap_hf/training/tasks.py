@@ -1,0 +1,239 @@
+"""What each training stage builds and optimises.
+
+A task owns its model, turns a batch of mono clips into spatialized samples on the
+training device (``spatial.Spatializer``) and returns the loss:
+- ``SpatialPretrainingTask`` (stage 1): ``SeldNetForSoundEventLocalization`` with the
+  ``seld`` objective (half single-source, half two-source samples; SED BCE + masked DoA
+  MSE) or the ``doa`` objective (single-source; one folded angle, MSE);
+- ``ContrastiveTask`` (stage 2): ``SpatialClapModel`` with symmetric InfoNCE over the
+  global batch, optionally with spatial contrastive learning (every assignment of a
+  mixture's directions as its own sample).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from ..configuration_seldnet import SeldNetConfig
+from ..feature_extraction_spatial_clap import SpatialClapFeatureExtractor
+from ..hub import write_model_card
+from ..model_presets import get_config
+from ..modeling_seldnet import SeldNetForSoundEventLocalization, SeldNetModel
+from ..modeling_spatial_clap import SpatialClapModel
+from ..processing_spatial_clap import SpatialClapProcessor
+from ..spatial import Spatializer, neutral_prompts
+from ..spatial.conventions import DEFAULT_PHRASES
+from ..tokenization_utils import train_caption_tokenizer
+from .clips import ClipBatch
+from .config import TrainConfig
+from .losses import ContrastiveLoss
+
+__all__ = ["ContrastiveTask", "SpatialPretrainingTask", "build_task"]
+
+logger = logging.getLogger(__name__)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+class SpatialPretrainingTask:
+    """Stage 1: SELDnet pretraining on spatialized mono clips.
+
+    Batches of M mono clips become M/2 single-source and M/4 two-source samples
+    (``seld``; the paper's 48 from 64) or M single-source samples (``doa``).
+    """
+
+    def __init__(self, config: TrainConfig, class_names: Sequence[str]) -> None:
+        self.config = config
+        self.objective = config.objective
+        if self.objective not in ("seld", "doa"):
+            raise ValueError(f"objective must be 'seld' or 'doa', got {self.objective!r}.")
+        self.class_names = list(class_names)
+        self.model = self._build_model()
+        self.frozen: list[nn.Module] = []
+
+    def _build_model(self) -> SeldNetForSoundEventLocalization:
+        mc = self.config.model
+        if mc.spatial_model:
+            return SeldNetForSoundEventLocalization.from_pretrained(mc.spatial_model)
+        if not mc.preset:
+            raise ValueError("Stage 1 needs model.preset (random init) or model.spatial_model (a checkpoint).")
+        spatial = get_config(mc.preset, **mc.overrides).spatial_config
+        if spatial is None:
+            raise ValueError(f"Preset {mc.preset!r} has no spatial encoder to pretrain.")
+        values = spatial.to_dict()
+        values.update(
+            num_classes=len(self.class_names),
+            doa_mode="per_class" if self.objective == "seld" else "single",
+            id2label=dict(enumerate(self.class_names)),
+            label2id={name: i for i, name in enumerate(self.class_names)},
+        )
+        for key in ("model_type", "transformers_version", "architectures"):
+            values.pop(key, None)
+        return SeldNetForSoundEventLocalization(SeldNetConfig(**values))
+
+    def num_single(self, num_clips: int) -> int:
+        """Single-source samples among ``num_clips`` clips; the rest form two-source mixtures."""
+        if self.objective == "doa":
+            return num_clips
+        return num_clips - 2 * (num_clips // 4)
+
+    def loss(self, model: nn.Module, batch: ClipBatch, spatializer: Spatializer, epoch: int) -> tuple[torch.Tensor, dict]:
+        num_single = self.num_single(len(batch.indices))
+        scene_batch = spatializer(
+            batch.clips, batch.indices, batch.captions, epoch=epoch, num_single=num_single, num_sources=2
+        )
+        if self.objective == "doa":
+            out = model(input_values=scene_batch.waveforms, doa_labels=scene_batch.doa_targets())
+            return out.loss, {"doa_loss": out.loss.detach()}
+        activity, doa = scene_batch.seld_targets(batch.labels, len(self.class_names))
+        out = model(input_values=scene_batch.waveforms, sed_labels=activity, doa_labels=doa)
+        return out.loss, {"sed_loss": out.sed_loss.detach(), "doa_loss": out.doa_loss.detach()}
+
+    def save(self, model: nn.Module, directory: Path) -> None:
+        """Write the pretrained SELDnet (config + safetensors) to ``directory``."""
+        _unwrap(model).save_pretrained(directory)
+
+
+class ContrastiveTask:
+    """Stage 2: Spatial CLAP contrastive training (optionally with SCL)."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        class_names: Sequence[str],
+        train_captions: Sequence[str],
+        model: SpatialClapModel | None = None,
+    ) -> None:
+        """``model`` replaces the one ``config.model`` describes (e.g. random weights for benchmarks)."""
+        self.config = config
+        self.batch = config.batch
+        self.model = model if model is not None else self._build_model()
+        self.tokenizer = self._build_tokenizer(train_captions)
+        self.loss_fn = ContrastiveLoss()
+        self.frozen = self._freeze()
+
+    def _build_model(self) -> SpatialClapModel:
+        mc = self.config.model
+        spatial_encoder = mc.spatial_encoder if mc.spatial_model else "none"
+        if mc.spatial_encoder != "none" and not mc.spatial_model:
+            raise ValueError(
+                f"spatial_encoder={mc.spatial_encoder!r} needs model.spatial_model (a stage-1 output directory); "
+                "set spatial_encoder: none for the mono baseline."
+            )
+        meta = {"spatial_encoder": spatial_encoder, "scl": bool(self.batch.scl)}
+        if mc.source_model or mc.text_model:
+            if not (mc.source_model and mc.text_model):
+                raise ValueError("Pretrained parts need both model.source_model and model.text_model.")
+            return SpatialClapModel.from_pretrained_parts(
+                mc.source_model, mc.text_model, mc.spatial_model, **meta, **mc.overrides
+            )
+        if not mc.preset:
+            raise ValueError("Stage 2 needs model.preset or model.source_model + model.text_model.")
+        overrides = dict(mc.overrides, **meta)
+        if mc.spatial_model:
+            spatial = SeldNetModel.from_pretrained(mc.spatial_model)
+            overrides["spatial_config"] = spatial.config.to_dict()
+            model = SpatialClapModel(get_config(mc.preset, **overrides))
+            model.spatial_model.load_state_dict(spatial.state_dict())
+            return model
+        overrides["spatial_config"] = None
+        return SpatialClapModel(get_config(mc.preset, **overrides))
+
+    def _build_tokenizer(self, train_captions: Sequence[str]) -> PreTrainedTokenizerBase:
+        mc = self.config.model
+        name = mc.tokenizer or mc.text_model
+        if name:
+            return AutoTokenizer.from_pretrained(name)
+        # Random-init text tower: a small tokenizer learnt from the corpus captions and phrases.
+        texts = list(train_captions) + list(DEFAULT_PHRASES.phrases) + neutral_prompts()
+        vocab = self.model.config.text_config.vocab_size
+        max_len = self.model.config.text_config.max_position_embeddings - 2
+        return train_caption_tokenizer(texts, vocab_size=vocab, model_max_length=max_len)
+
+    def _freeze(self) -> list[nn.Module]:
+        mc = self.config.model
+        towers = {
+            "source": (mc.freeze_source, self.model.source_model),
+            "text": (mc.freeze_text, self.model.text_model),
+            "spatial": (mc.freeze_spatial, getattr(self.model, "spatial_model", None)),
+        }
+        frozen = []
+        for name, (flag, module) in towers.items():
+            if flag and module is not None:
+                module.requires_grad_(False)
+                frozen.append(module)
+                logger.info("Freezing the %s tower.", name)
+        return frozen
+
+    def loss(self, model: nn.Module, batch: ClipBatch, spatializer: Spatializer, epoch: int) -> tuple[torch.Tensor, dict]:
+        scene_batch = spatializer(
+            batch.clips,
+            batch.indices,
+            batch.captions,
+            epoch=epoch,
+            num_single=self.batch.n_single,
+            num_sources=2,
+            scl=self.batch.scl,
+        )
+        tokens = self.tokenizer(scene_batch.captions, padding=True, truncation=True, return_tensors="pt")
+        device = scene_batch.waveforms.device
+        out = model(
+            input_ids=tokens["input_ids"].to(device),
+            attention_mask=tokens["attention_mask"].to(device),
+            input_values=scene_batch.waveforms,
+        )
+        loss = self.loss_fn(out.audio_embeds, out.text_embeds, _unwrap(model).logit_scale)
+        return loss, {"logit_scale": _unwrap(model).logit_scale.detach().exp()}
+
+    def processor(self) -> SpatialClapProcessor:
+        cfg = self.model.config
+        channels = cfg.spatial_config.num_channels if cfg.spatial_config is not None else 2
+        extractor = SpatialClapFeatureExtractor(
+            num_channels=channels, sampling_rate=cfg.sample_rate, max_length_s=cfg.max_length_s
+        )
+        return SpatialClapProcessor(feature_extractor=extractor, tokenizer=self.tokenizer)
+
+    def save(self, model: nn.Module, directory: Path) -> None:
+        """Write an AutoModel/AutoProcessor-loadable directory: model, processor, model card."""
+        model = _unwrap(model)
+        model.save_pretrained(directory)
+        self.processor().save_pretrained(directory)
+        write_model_card(
+            directory,
+            model.config,
+            repo_id=self.config.push_to_hub or "path/to/this/model",
+            training_description=describe_training(self.config),
+        )
+
+
+def describe_training(config: TrainConfig) -> str:
+    """One paragraph on how a stage-2 model was trained, for its model card."""
+    mc, dc, bc, oc = config.model, config.data, config.batch, config.optim
+    towers = mc.preset and f"preset `{mc.preset}`" or f"HTS-AT from `{mc.source_model}`, text tower from `{mc.text_model}`"
+    corpus = f"`{dc.corpus}`" if dc.corpus else "the embedded synthetic corpus"
+    return (
+        f"Contrastive training ({towers}; spatial encoder `{mc.spatial_encoder if mc.spatial_model else 'none'}`"
+        f"{f' from `{mc.spatial_model}`' if mc.spatial_model else ''}) on {corpus}, spatialized with "
+        f"simulated shoebox-room impulse responses ({dc.sample_rate} Hz, {dc.clip_seconds} s clips). "
+        f"Batches of {bc.n_single} single-source and {bc.n_mix2} two-source scenes per process"
+        f"{', each mixture also with its directions swapped (spatial contrastive learning)' if bc.scl else ''}; "
+        f"AdamW, learning rate {oc.lr}, {oc.warmup_steps} warm-up steps then cosine decay, "
+        f"{oc.epochs} epochs{f' (at most {oc.max_steps} steps)' if oc.max_steps else ''}, seed {config.seed}."
+    )
+
+
+def build_task(config: TrainConfig, class_names: Sequence[str], train_captions: Sequence[str]) -> Any:
+    """The task for ``config.stage``."""
+    if config.stage == "spatial":
+        return SpatialPretrainingTask(config, class_names)
+    if config.stage == "contrastive":
+        return ContrastiveTask(config, class_names, train_captions)
+    raise ValueError(f"stage must be 'spatial' or 'contrastive', got {config.stage!r}.")

@@ -1,0 +1,152 @@
+"""Both training stages end to end on the tiny preset (CPU, seconds), resume, export."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from spatial_clap_hf import SpatialClapModel
+from spatial_clap_hf.data import make_synthetic_corpus
+from spatial_clap_hf.spatial.rir_bank import RirBank, RirBankConfig
+from spatial_clap_hf.training import latest_checkpoint, load_config, train
+
+RECIPES = Path(__file__).parent.parent / "recipes"
+
+
+@pytest.fixture(scope="module")
+def resources(tmp_path_factory):
+    """A small synthetic corpus and a one-room train bank on a 30° grid, shared by the tests."""
+    root = tmp_path_factory.mktemp("train-resources")
+    make_synthetic_corpus(n_train=48, n_validation=8, n_test=8, clip_seconds=1.0, seed=0, output_dir=root / "corpus")
+    RirBank.build(root / "rirs", RirBankConfig(max_rooms_per_split=1, azimuth_step_deg=30), splits=["train"], num_workers=1)
+    return root
+
+
+def _config(resources: Path, output_dir: Path, **overrides):
+    values = {
+        "output_dir": str(output_dir),
+        "data.corpus": str(resources / "corpus"),
+        "data.rirs": str(resources / "rirs"),
+        "data.clip_seconds": 1.0,
+        "batch.n_single": 4,
+        "batch.n_mix2": 2,
+        "optim.warmup_steps": 2,
+        "optim.lr": 3e-3,
+        "log_with": [],
+        "save_every": 0,
+    }
+    values.update(overrides)
+    return load_config(RECIPES / "tiny.yaml", values)
+
+
+def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+@pytest.mark.parametrize("objective", ["seld", "doa"])
+def test_spatial_pretraining_writes_a_loadable_seldnet(resources, tmp_path, objective):
+    from transformers import AutoModelForAudioFrameClassification
+
+    result = train(_config(resources, tmp_path, stage="spatial", objective=objective, **{"optim.max_steps": 4}),
+                   show_progress=False)
+    assert result.steps == 4 and not result.interrupted and result.last_loss is not None
+    model = AutoModelForAudioFrameClassification.from_pretrained(result.model_dir)
+    assert model.config.doa_mode == ("per_class" if objective == "seld" else "single")
+    assert model.config.num_classes == 17  # the synthetic corpus classes
+
+
+def test_contrastive_training_with_scl_exports_model_processor_and_card(resources, tmp_path):
+    from transformers import AutoModel, AutoProcessor
+
+    seld = train(_config(resources, tmp_path / "seld", stage="spatial", **{"optim.max_steps": 2}), show_progress=False)
+    config = _config(
+        resources,
+        tmp_path / "clap",
+        **{"model.spatial_model": str(seld.model_dir), "model.freeze_spatial": True, "batch.scl": True,
+           "optim.max_steps": 4, "log_with": ["tensorboard"], "log_every": 1},
+    )
+    result = train(config, show_progress=False)
+    assert list((tmp_path / "clap").rglob("events.out.tfevents*")), "no TensorBoard event file"
+    model = AutoModel.from_pretrained(result.model_dir)
+    processor = AutoProcessor.from_pretrained(result.model_dir)
+    assert model.config.spatial_encoder == "seld" and model.config.scl is True
+
+    # The frozen spatial tower is exactly the stage-1 encoder; the other towers moved.
+    stage1 = {k.split(".", 1)[1]: v for k, v in _weights(seld.model_dir).items() if k.startswith("seldnet.")}
+    trained = _weights(result.model_dir)
+    spatial = {k.split(".", 1)[1]: v for k, v in trained.items() if k.startswith("spatial_model.")}
+    assert spatial.keys() == stage1.keys() and len(spatial) > 5
+    for key in stage1:
+        torch.testing.assert_close(spatial[key], stage1[key], rtol=0, atol=0, msg=key)
+    initial = SpatialClapModel(model.config).state_dict()
+    fusion = [k for k in trained if k.startswith("fusion.") and k.endswith("weight")]
+    assert fusion and all(not torch.equal(trained[k], initial[k]) for k in fusion)
+
+    card = (result.model_dir / "README.md").read_text()
+    assert "Spatial contrastive learning (swapped-direction hard negatives): **yes**" in card
+    inputs = processor(text=["A bell rings on the left side."], audio=[np.full((2, 16000), 0.01, np.float32)],
+                       sampling_rate=16000, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = model(**inputs)
+    assert out.logits_per_audio.shape == (1, 1)
+    saved = json.loads((result.model_dir / "training_config.json").read_text())
+    assert saved["batch"]["scl"] is True
+
+
+def test_mono_baseline_trains_without_spatial_encoder(resources, tmp_path):
+    config = _config(resources, tmp_path, **{"model.spatial_encoder": "none", "optim.max_steps": 2})
+    result = train(config, show_progress=False)
+    assert not any(k.startswith("spatial_model.") for k in _weights(result.model_dir))
+
+
+def test_spatial_encoder_without_checkpoint_is_a_clear_error(resources, tmp_path):
+    with pytest.raises(ValueError, match="model.spatial_model"):
+        train(_config(resources, tmp_path, **{"optim.max_steps": 1}), show_progress=False)
+
+
+def test_unknown_config_key_is_rejected():
+    with pytest.raises(ValueError, match="Unknown key"):
+        load_config(RECIPES / "tiny.yaml", {"optim.learning_rate": 1e-3})
+
+
+def test_interrupted_run_resumes_to_identical_weights(resources, tmp_path):
+    """SIGTERM mid-run saves state; --resume then ends with the weights of an uninterrupted run."""
+    steps = 12
+    common = {"model.spatial_encoder": "none", "optim.max_steps": steps, "save_every": 3}
+    reference = train(_config(resources, tmp_path / "reference", **common), show_progress=False)
+
+    out = tmp_path / "interrupted"
+    args = [
+        sys.executable, "-m", "spatial_clap_hf.cli", "train", "--config", str(RECIPES / "tiny.yaml"),
+        "--output-dir", str(out), "--no-progress",
+    ]
+    for key, value in {**common, "data.corpus": str(resources / "corpus"), "data.rirs": str(resources / "rirs"),
+                       "data.clip_seconds": 1.0, "batch.n_single": 4, "batch.n_mix2": 2, "optim.warmup_steps": 2,
+                       "optim.lr": 3e-3, "log_with": "[]"}.items():
+        args += ["--set", f"{key}={value}"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while latest_checkpoint(out) is None and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    log, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 130, log[-3000:]
+    stopped_at = json.loads((latest_checkpoint(out) / "progress.json").read_text())["step"]
+    assert 3 <= stopped_at < steps
+    assert not (out / "model").exists()
+
+    resumed = train(_config(resources, out, **common), resume=True, show_progress=False)
+    assert resumed.steps == steps and not resumed.interrupted
+    expected, got = _weights(reference.model_dir), _weights(resumed.model_dir)
+    assert expected.keys() == got.keys()
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0, msg=key)
