@@ -72,3 +72,7 @@ def _register_auto_classes() -> None:
 
 
 _register_auto_classes()
+
+from .inference import register_pipeline  # noqa: E402  (needs the Auto classes registered above)
+
+register_pipeline()
