@@ -176,3 +176,25 @@ def test_encoder_loads_from_sed_checkpoint_and_auto_classes(tiny_seldnet_config,
 def test_config_without_classes_for_per_class_mode_is_rejected():
     with pytest.raises(ValueError, match="per_class"):
         SeldNetConfig(num_classes=0)
+
+
+def test_balanced_sed_pos_weight_scales_only_active_terms(tiny_seldnet_config):
+    """'balanced' multiplies the positive BCE terms by num_classes - 1 and leaves the others."""
+    torch.manual_seed(0)
+    plain = SeldNetForSoundEventLocalization(tiny_seldnet_config).eval()
+    config = SeldNetConfig(**{**tiny_seldnet_config.to_dict(), "sed_pos_weight": "balanced"})
+    balanced = SeldNetForSoundEventLocalization(config).eval()
+    balanced.load_state_dict(plain.state_dict())
+    x = make_stereo(2, 1.0)
+    sed = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0]])
+    with torch.no_grad():
+        logits = plain(x).sed_logits
+        targets = sed[:, None].expand_as(logits)
+        positive = -torch.nn.functional.logsigmoid(logits) * targets
+        negative = -torch.nn.functional.logsigmoid(-logits) * (1 - targets)
+        k = tiny_seldnet_config.num_classes
+        expected = ((k - 1) * positive + negative).mean()
+        assert torch.allclose(balanced(x, sed_labels=sed).sed_loss, expected, atol=1e-6)
+        assert torch.allclose(plain(x, sed_labels=sed).sed_loss, (positive + negative).mean(), atol=1e-6)
+    with pytest.raises(ValueError, match="sed_pos_weight"):
+        SeldNetConfig(sed_pos_weight="auto")

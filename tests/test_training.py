@@ -150,3 +150,28 @@ def test_interrupted_run_resumes_to_identical_weights(resources, tmp_path):
     assert expected.keys() == got.keys()
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0, msg=key)
+
+
+def test_init_from_starts_towers_from_a_trained_model(resources, tmp_path):
+    """Source and text towers (frozen here) come from the donor; the fusion starts fresh."""
+    donor = train(_config(resources, tmp_path / "mono", **{"model.spatial_encoder": "none", "optim.max_steps": 2}),
+                  show_progress=False)
+    seld = train(_config(resources, tmp_path / "seld", stage="spatial", **{"optim.max_steps": 1}), show_progress=False)
+    config = _config(
+        resources,
+        tmp_path / "spatial",
+        **{"model.spatial_model": str(seld.model_dir), "model.init_from": str(donor.model_dir),
+           "model.freeze_source": True, "model.freeze_text": True, "optim.max_steps": 2},
+    )
+    result = train(config, show_progress=False)
+    before, after = _weights(donor.model_dir), _weights(result.model_dir)
+    towers = [k for k in before if k.startswith(("source_model.", "text_model."))]
+    assert len(towers) > 20
+    for key in towers:
+        torch.testing.assert_close(after[key], before[key], rtol=0, atol=0, msg=key)
+    assert after["fusion.linear1.weight"].shape != before["fusion.linear1.weight"].shape  # z_src + z_sp now
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(result.model_dir).get_vocab() == AutoTokenizer.from_pretrained(
+        donor.model_dir
+    ).get_vocab()

@@ -51,6 +51,11 @@ class SeldNetConfig(PreTrainedConfig):
             azimuth per clip, regressed from the time-pooled features).
         head_hidden_size (`int`, defaults to 128): hidden width of the 2-layer SED/DoA MLPs.
         doa_loss_weight (`float`, defaults to 1.0): weight of the DoA loss against the SED loss.
+        sed_pos_weight (`float` or `"balanced"`, *optional*): weight of the positive (active-class)
+            terms of the SED BCE. ``None`` is plain BCE (the paper's). With few active classes
+            among many, plain BCE first settles on predicting "nothing active" and learns the
+            classes very slowly (measured: 17 classes, 100 steps, 9 % vs 59 % class accuracy
+            with ``"balanced"``); ``"balanced"`` uses ``num_classes - 1``.
         channels_last (`bool`, defaults to `True`): run the conv blocks in
             ``torch.channels_last`` memory format (faster on CPU; same results).
         initializer_range (`float`, defaults to 0.02): std of the normal init of
@@ -75,6 +80,7 @@ class SeldNetConfig(PreTrainedConfig):
     doa_mode: str = "per_class"
     head_hidden_size: int = 128
     doa_loss_weight: float = 1.0
+    sed_pos_weight: float | str | None = None
     channels_last: bool = True
     initializer_range: float = 0.02
 
@@ -102,6 +108,10 @@ class SeldNetConfig(PreTrainedConfig):
             raise ValueError(
                 f"SeldNetConfig needs one frequency pool size per conv block: got conv_filters={self.conv_filters} "
                 f"and frequency_pool_sizes={self.frequency_pool_sizes}."
+            )
+        if isinstance(self.sed_pos_weight, str) and self.sed_pos_weight != "balanced":
+            raise ValueError(
+                f"SeldNetConfig.sed_pos_weight={self.sed_pos_weight!r}: use a number, 'balanced' or None."
             )
         if self.num_classes < 0:
             raise ValueError(f"SeldNetConfig.num_classes must be >= 0, got {self.num_classes}.")

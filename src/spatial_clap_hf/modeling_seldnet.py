@@ -300,7 +300,14 @@ class SeldNetForSoundEventLocalization(SeldNetPreTrainedModel):
 
     def _sed_loss(self, sed_logits: torch.Tensor, sed_labels: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
         targets = self._frame_targets(sed_labels, sed_logits, "sed_labels")
-        per_item = nn.functional.binary_cross_entropy_with_logits(sed_logits, targets, reduction="none")
+        pos_weight = self.config.sed_pos_weight
+        if pos_weight == "balanced":
+            pos_weight = max(self.config.num_classes - 1, 1)
+        if pos_weight is not None:
+            pos_weight = torch.tensor(float(pos_weight), device=sed_logits.device, dtype=sed_logits.dtype)
+        per_item = nn.functional.binary_cross_entropy_with_logits(
+            sed_logits, targets, reduction="none", pos_weight=pos_weight
+        )
         weights = frame_mask[..., None].to(per_item.dtype).expand_as(per_item)
         return (per_item * weights).sum() / weights.sum().clamp_min(1.0)
 

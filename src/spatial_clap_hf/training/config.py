@@ -75,6 +75,10 @@ class ModelConfig:
     ``overrides``), or pretrained parts: ``source_model`` (an HF-format CLAP checkpoint),
     ``text_model`` (any text checkpoint) and, for stage 2, ``spatial_model`` (a stage-1
     output directory; ``None`` gives the mono baseline).
+
+    ``init_from``: a saved ``SpatialClapModel`` directory (e.g. a trained mono baseline)
+    whose source tower, text tower, text projection, logit scale and tokenizer start this
+    model; the fusion MLP starts fresh (its input size depends on the spatial encoder).
     """
 
     preset: str | None = None
@@ -84,6 +88,7 @@ class ModelConfig:
     tokenizer: str | None = None
     spatial_model: str | None = None
     spatial_encoder: Literal["none", "doa", "seld"] = "seld"
+    init_from: str | None = None
     freeze_source: bool = False
     freeze_text: bool = False
     freeze_spatial: bool = False

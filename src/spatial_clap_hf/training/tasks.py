@@ -116,6 +116,8 @@ class ContrastiveTask:
         self.config = config
         self.batch = config.batch
         self.model = model if model is not None else self._build_model()
+        if model is None and config.model.init_from:
+            self._init_towers_from(config.model.init_from)
         self.tokenizer = self._build_tokenizer(train_captions)
         self.loss_fn = ContrastiveLoss()
         self.frozen = self._freeze()
@@ -147,9 +149,18 @@ class ContrastiveTask:
         overrides["spatial_config"] = None
         return SpatialClapModel(get_config(mc.preset, **overrides))
 
+    def _init_towers_from(self, directory: str) -> None:
+        """Start the source and text towers (and logit scale) from a saved model."""
+        donor = SpatialClapModel.from_pretrained(directory)
+        for name in ("source_model", "text_model", "text_projection"):
+            getattr(self.model, name).load_state_dict(getattr(donor, name).state_dict())
+        with torch.no_grad():
+            self.model.logit_scale.copy_(donor.logit_scale)
+        logger.info("Source and text towers start from %s.", directory)
+
     def _build_tokenizer(self, train_captions: Sequence[str]) -> PreTrainedTokenizerBase:
         mc = self.config.model
-        name = mc.tokenizer or mc.text_model
+        name = mc.tokenizer or mc.text_model or mc.init_from
         if name:
             return AutoTokenizer.from_pretrained(name)
         # Random-init text tower: a small tokenizer learnt from the corpus captions and phrases.

@@ -1,0 +1,43 @@
+"""The quickstart pipeline end to end at toy size (the real sizes run in `make quickstart`)."""
+
+import json
+
+from spatial_clap_hf.evaluation.report import validate_report
+from spatial_clap_hf.quickstart import VARIANTS, QuickstartSettings, run_quickstart
+
+
+def _toy_settings() -> QuickstartSettings:
+    steps = {"batch.n_single": 4, "batch.n_mix2": 2, "optim.max_steps": 2, "optim.warmup_steps": 1}
+    return QuickstartSettings(
+        n_train=34, n_validation=17, n_test=34, rooms_per_split=1, azimuth_step_deg=30, rir_workers=1,
+        n_doa=10, n_doa_val=10, n_assignment2=6, n_assignment3=6, n_retrieval=10,
+        spatial=dict(steps), contrastive=dict(steps), spatial_variant={"optim.max_steps": 1},
+    )
+
+
+def test_quickstart_writes_report_figure_and_loadable_model_deterministically(tmp_path, capsys):
+    from transformers import AutoModel, AutoProcessor
+
+    report = run_quickstart(tmp_path, _toy_settings())
+    validate_report(report)
+    assert [r["model"] for r in report["rows"]] == list(VARIANTS)
+    assert [(r["spatial_encoder"], r["scl"]) for r in report["rows"]] == list(VARIANTS.values())
+    assert json.loads((tmp_path / "report.json").read_text()) == report
+    assert "| chance" in (tmp_path / "report.md").read_text().lower()
+    assert (tmp_path / "embeddings_pca.png").stat().st_size > 10_000
+    assert {p.name for p in (tmp_path / "eval").iterdir()} >= {"doa", "doa_val", "assignment2", "assignment3", "retrieval"}
+
+    model = AutoModel.from_pretrained(tmp_path / "model")
+    AutoProcessor.from_pretrained(tmp_path / "model")
+    assert (model.config.spatial_encoder, model.config.scl) == ("seld", True)
+    stages = json.loads((tmp_path / "quickstart.json").read_text())["stages"]
+    assert len(stages) == 10  # corpus, RIRs, eval sets, 2 pretrainings, 4 variants, evaluation
+
+    # A second run reuses every finished piece and gives the same report.
+    capsys.readouterr()
+    again = run_quickstart(tmp_path, _toy_settings())
+    assert again == report
+    assert capsys.readouterr().out.count("reusing") == 6
+
+    # A run from nothing with the same seed gives the same report.
+    assert run_quickstart(tmp_path / "fresh", _toy_settings()) == report
