@@ -6,7 +6,8 @@ candidate labels. All the work is done by ``spatial_clap_hf.inference``; this fi
 wires the UI to it.
 
 Environment:
-    SPATIAL_CLAP_MODEL   checkpoint directory or Hub id (default: DEFAULT_MODEL)
+    SPATIAL_CLAP_MODEL   checkpoint directory or Hub id (default: DEFAULT_MODEL, the model
+                         `make quickstart` leaves in runs/quickstart/model)
     SPATIAL_CLAP_DEVICE  torch device, or "auto" (default)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to serve (Gradio's own variables)
 """
@@ -21,7 +22,7 @@ import gradio as gr
 
 from spatial_clap_hf.inference import analyse_clip, load_classifier
 
-DEFAULT_MODEL = "spatial-clap-hf/spatial-clap-stereo-seld-scl"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "runs" / "quickstart" / "model"
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 
 
@@ -35,8 +36,16 @@ def load_examples(directory: Path = EXAMPLES_DIR) -> list[list[str]]:
 
 def build_demo(model: str | None = None, device: str | None = None) -> gr.Blocks:
     """The Gradio Blocks app for a checkpoint (directory or Hub id)."""
+    model = model or os.environ.get("SPATIAL_CLAP_MODEL")
+    if model is None:
+        if not DEFAULT_MODEL.is_dir():
+            raise SystemExit(
+                "Set SPATIAL_CLAP_MODEL to a Spatial CLAP checkpoint (a save_pretrained directory or a Hub id), "
+                f"or run `make quickstart` first to create {DEFAULT_MODEL}."
+            )
+        model = str(DEFAULT_MODEL)
     classifier = load_classifier(
-        model or os.environ.get("SPATIAL_CLAP_MODEL", DEFAULT_MODEL),
+        model,
         device=device or os.environ.get("SPATIAL_CLAP_DEVICE", "auto"),
     )
 

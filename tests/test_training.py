@@ -175,3 +175,27 @@ def test_init_from_starts_towers_from_a_trained_model(resources, tmp_path):
     assert AutoTokenizer.from_pretrained(result.model_dir).get_vocab() == AutoTokenizer.from_pretrained(
         donor.model_dir
     ).get_vocab()
+
+
+def test_train_command_evaluates_into_the_model_card(resources, tmp_path):
+    """`spatial-clap train --eval-data` puts the evaluation into the card's model-index."""
+    from huggingface_hub import ModelCard
+
+    from spatial_clap_hf.cli import main
+    from spatial_clap_hf.data import build_eval_sets, load_corpus
+
+    bank = RirBank.build(tmp_path / "rirs", RirBankConfig(max_rooms_per_split=1, azimuth_step_deg=30), num_workers=1)
+    build_eval_sets(load_corpus(resources / "corpus"), bank, tmp_path / "eval", n_doa=5, n_doa_val=5,
+                    n_assignment2=4, n_assignment3=4, n_retrieval=6, clip_seconds=1.0)
+    args = ["train", "--config", str(RECIPES / "tiny.yaml"), "--output-dir", str(tmp_path / "run"), "--no-progress",
+            "--eval-data", str(tmp_path / "eval"), "--max-steps", "1"]
+    for key, value in {"data.corpus": resources / "corpus", "data.rirs": tmp_path / "rirs", "data.clip_seconds": 1.0,
+                       "batch.n_single": 4, "batch.n_mix2": 2, "model.spatial_encoder": "none",
+                       "log_with": "[]"}.items():
+        args += ["--set", f"{key}={value}"]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "run" / "eval" / "report.json").read_text())
+    card = ModelCard.load(tmp_path / "run" / "model" / "README.md")
+    results = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert results["doa_accuracy"] == pytest.approx(report["rows"][0]["doa_accuracy"])
+    assert results["r1_t2a_src"] == pytest.approx(report["rows"][0]["r1_t2a_src"])
