@@ -199,3 +199,22 @@ def test_train_command_evaluates_into_the_model_card(resources, tmp_path):
     results = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert results["doa_accuracy"] == pytest.approx(report["rows"][0]["doa_accuracy"])
     assert results["r1_t2a_src"] == pytest.approx(report["rows"][0]["r1_t2a_src"])
+
+
+def test_preloaded_clips_equal_decoded_on_demand(resources):
+    """Preloading is only a cache: every item (clip, caption choice, labels) is the same."""
+    from spatial_clap_hf.data import load_corpus
+    from spatial_clap_hf.training.clips import ClipDataset, class_names_of
+
+    corpus = load_corpus(resources / "corpus")
+    names = class_names_of(resources / "corpus", corpus["train"])
+    lazy = ClipDataset(corpus["train"], names, clip_seconds=1.5, sample_rate=16000, seed=3, preload=False)
+    cached = ClipDataset(corpus["train"], names, clip_seconds=1.5, sample_rate=16000, seed=3, preload=True)
+    for dataset in (lazy, cached):
+        dataset.epoch = 2
+    for i in (0, 7, 47):
+        a, b = lazy[i], cached[i]
+        assert a[0] == b[0] == i and a[2:] == b[2:] and a[3] and a[1].shape == (24000,)
+        torch.testing.assert_close(a[1], b[1], rtol=0, atol=0)
+    # 1.5 s from 1 s clips: repeat-padded, as CLAP pads.
+    torch.testing.assert_close(cached[0][1][16000:], cached[0][1][:8000], rtol=0, atol=0)

@@ -17,6 +17,7 @@ import datasets
 import numpy as np
 import torch
 import torchaudio
+from tqdm.auto import tqdm
 
 from ..data.audio_io import decoded_to_array
 
@@ -33,9 +34,7 @@ def class_names_of(corpus_dir: str | Path | None, split: datasets.Dataset) -> li
 
 
 def _fit_length(clip: torch.Tensor, num_samples: int) -> torch.Tensor:
-    """Repeat-pad (as CLAP does) or cut a mono clip (samples,) to ``num_samples``."""
-    if clip.numel() == 0:
-        raise ValueError("Empty clip in the corpus.")
+    """Repeat-pad (as CLAP does) or cut a non-empty mono clip (samples,) to ``num_samples``."""
     if clip.numel() < num_samples:
         clip = clip.repeat(-(-num_samples // clip.numel()))
     return clip[:num_samples]
@@ -47,7 +46,13 @@ class ClipDataset(torch.utils.data.Dataset):
     Multichannel sources are averaged to mono and other sample rates resampled (both logged
     once). Each item is ``(index, clip (samples,) float32, caption, label indices)``; the
     caption is one of the row's captions, chosen by (seed, epoch, index).
+
+    Decoding a clip costs about 8 ms (mostly opening the decoder), as much as half a small
+    model's training step at batch 32; ``preload`` decodes the whole split once into memory
+    instead (``"auto"``: when it takes at most ``PRELOAD_LIMIT_BYTES``).
     """
+
+    PRELOAD_LIMIT_BYTES = 2 * 1024**3
 
     def __init__(
         self,
@@ -57,6 +62,7 @@ class ClipDataset(torch.utils.data.Dataset):
         clip_seconds: float,
         sample_rate: int,
         seed: int = 0,
+        preload: bool | str = "auto",
     ) -> None:
         self.split = split
         self.class_index = {name: i for i, name in enumerate(class_names)}
@@ -65,6 +71,13 @@ class ClipDataset(torch.utils.data.Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self._warned: set[str] = set()
+        self._clips: torch.Tensor | None = None
+        self._captions: list[list[str]] = split["captions"]
+        self._labels = [[self.class_index[n] for n in row if n in self.class_index] for row in split["labels"]]
+        if preload == "auto":
+            preload = len(split) * self.num_samples * 4 <= self.PRELOAD_LIMIT_BYTES
+        if preload:
+            self._clips = torch.stack([self._decode(i) for i in tqdm(range(len(split)), desc="decoding clips")])
 
     def __len__(self) -> int:
         return len(self.split)
@@ -74,7 +87,7 @@ class ClipDataset(torch.utils.data.Dataset):
             self._warned.add(key)
             logger.warning(message, *args)
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor, str, list[int]]:
+    def _decode(self, index: int) -> torch.Tensor:
         row = self.split[int(index)]
         array, rate = decoded_to_array(row["audio"])
         clip = torch.from_numpy(array)
@@ -84,12 +97,18 @@ class ClipDataset(torch.utils.data.Dataset):
         if rate != self.sample_rate:
             self._warn_once("rate", "Resampling source clips from %d Hz to %d Hz.", rate, self.sample_rate)
             clip = torchaudio.functional.resample(clip, rate, self.sample_rate)
-        captions = row["captions"]
+        if clip.numel() == 0:
+            raise ValueError(f"Row {index} ({row['id']}) of the corpus has an empty clip.")
+        return _fit_length(clip, self.num_samples)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor, str, list[int]]:
+        index = int(index)
+        captions = self._captions[index]
         if not captions:
-            raise ValueError(f"Row {index} ({row['id']}) of the corpus has no caption.")
-        choice = np.random.default_rng([self.seed, self.epoch, int(index)]).integers(len(captions))
-        labels = [self.class_index[name] for name in row["labels"] if name in self.class_index]
-        return int(index), _fit_length(clip, self.num_samples), captions[choice], labels
+            raise ValueError(f"Row {index} of the corpus has no caption.")
+        choice = np.random.default_rng([self.seed, self.epoch, index]).integers(len(captions))
+        clip = self._clips[index] if self._clips is not None else self._decode(index)
+        return index, clip, captions[choice], self._labels[index]
 
 
 @dataclass
