@@ -135,9 +135,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        bank = RirBank.build(
-            Path(tmp) / "rirs", RirBankConfig(max_rooms_per_split=1, azimuth_step_deg=30), splits=["train"]
-        )
+        RirBank.build(Path(tmp) / "rirs", RirBankConfig(max_rooms_per_split=1, azimuth_step_deg=30), splits=["train"])
         bank = RirBank.load(Path(tmp) / "rirs", in_memory=True)
         rows = [bench_preset(p, args, bank, device) for p in args.preset or ["tiny", "paper"]]
     print(f"\ndevice={device} bf16={args.bf16} threads={torch.get_num_threads()} "

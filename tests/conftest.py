@@ -110,15 +110,18 @@ def tiny_processor(caption_tokenizer):
     return SpatialClapProcessor(feature_extractor, caption_tokenizer)
 
 
+def save_tiny_checkpoint(path, processor, preset: str = "tiny", seed: int = 0):
+    """Save a seeded ``preset`` model with ``processor`` into ``path`` (auto_map + model files included)."""
+    torch.manual_seed(seed)
+    create_model(preset).eval().save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, tiny_processor):
-    """Directory with a saved seeded "tiny" model and its processor (auto_map + model files included)."""
-    torch.manual_seed(0)
-    model = create_model("tiny").eval()
-    path = tmp_path_factory.mktemp("tiny_checkpoint")
-    model.save_pretrained(path)
-    tiny_processor.save_pretrained(path)
-    return path
+    """Directory with a saved seeded "tiny" model and its processor."""
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny_checkpoint"), tiny_processor)
 
 
 @pytest.fixture

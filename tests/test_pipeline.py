@@ -11,7 +11,6 @@ import torch
 from transformers import pipeline
 from transformers.pipelines import PIPELINE_REGISTRY, get_supported_tasks
 
-from spatial_clap_hf import create_model
 from spatial_clap_hf.data.audio_io import AudioDecodeError
 from spatial_clap_hf.inference import (
     TASK,
@@ -24,7 +23,7 @@ from spatial_clap_hf.inference import (
 from spatial_clap_hf.modeling_spatial_clap import MAX_LOGIT_SCALE
 from spatial_clap_hf.spatial.conventions import DEFAULT_PHRASES
 
-from conftest import make_stereo
+from conftest import make_stereo, save_tiny_checkpoint
 
 _REGISTERED_ON_IMPORT = TASK in PIPELINE_REGISTRY.supported_tasks
 
@@ -40,12 +39,7 @@ def spatial_pipe(tiny_checkpoint):
 
 @pytest.fixture(scope="module")
 def mono_checkpoint(tmp_path_factory, tiny_processor):
-    torch.manual_seed(1)
-    model = create_model("tiny-mono").eval()
-    path = tmp_path_factory.mktemp("tiny_mono")
-    model.save_pretrained(path)
-    tiny_processor.save_pretrained(path)
-    return path
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny_mono"), tiny_processor, preset="tiny-mono", seed=1)
 
 
 @pytest.fixture(scope="module")

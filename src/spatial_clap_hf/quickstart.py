@@ -42,6 +42,19 @@ VARIANTS: dict[str, tuple[str, bool]] = {
 }
 
 
+def _schedule(*, lr: float, steps: int) -> dict[str, Any]:
+    """Training overrides shared by every quickstart stage: the paper's batch composition
+    (16 single + 8 two-source scenes from 32 clips), 20 warm-up steps, ``steps`` in all."""
+    return {
+        "batch.n_single": 16,
+        "batch.n_mix2": 8,
+        "optim.lr": lr,
+        "optim.warmup_steps": 20,
+        "optim.max_steps": steps,
+        "optim.epochs": 1000,
+    }
+
+
 @dataclass
 class QuickstartSettings:
     """Sizes and schedules of the quickstart (chosen on validation rooms only)."""
@@ -76,26 +89,8 @@ class QuickstartSettings:
             }
         }
     )
-    spatial: dict[str, Any] = field(
-        default_factory=lambda: {
-            "batch.n_single": 16,
-            "batch.n_mix2": 8,
-            "optim.lr": 2e-3,
-            "optim.warmup_steps": 20,
-            "optim.max_steps": 300,
-            "optim.epochs": 1000,
-        }
-    )
-    contrastive: dict[str, Any] = field(
-        default_factory=lambda: {
-            "batch.n_single": 16,
-            "batch.n_mix2": 8,
-            "optim.lr": 1e-3,
-            "optim.warmup_steps": 20,
-            "optim.max_steps": 250,
-            "optim.epochs": 1000,
-        }
-    )
+    spatial: dict[str, Any] = field(default_factory=lambda: _schedule(lr=2e-3, steps=300))
+    contrastive: dict[str, Any] = field(default_factory=lambda: _schedule(lr=1e-3, steps=250))
     # The spatial variants start their source and text towers from the trained mono model and
     # learn direction and binding on top (content is kept, and compute goes to what is new).
     spatial_variant: dict[str, Any] = field(default_factory=lambda: {"optim.max_steps": 200})
