@@ -1,5 +1,6 @@
 """Evaluation sets from a tiny synthetic corpus and a tiny RIR bank (held-out rooms only)."""
 
+import json
 import logging
 from collections import Counter
 
@@ -216,3 +217,17 @@ def test_bad_inputs_raise(corpus, bank, tmp_path):
         build_eval_sets(corpus, bank, tmp_path, sample_rate=48000, clip_seconds=CLIP_SECONDS)
     with pytest.raises(ValueError, match="no 'validation' split"):
         build_eval_sets(datasets.DatasetDict({"test": corpus["test"]}), bank, tmp_path, sample_rate=FS)
+
+
+def test_validation_split_uses_only_validation_clips_and_rooms(corpus, bank, tmp_path):
+    sizes = dict(SIZES, n_assignment2=4, n_assignment3=2, n_retrieval=4)
+    sets = build_eval_sets(
+        corpus, bank, tmp_path, seed=3, sample_rate=FS, clip_seconds=CLIP_SECONDS, split="validation", **sizes
+    )
+    val_ids = set(corpus["validation"]["id"])
+    for name, ds in sets.items():
+        assert set(ds["room_id"]) <= set(bank.rooms("val")), name
+        assert {s for row in ds["source_ids"] for s in row} <= val_ids, name
+    assert json.loads((tmp_path / "eval_sets.json").read_text())["split"] == "validation"
+    with pytest.raises(ValueError, match="split must be"):
+        build_eval_sets(corpus, bank, tmp_path / "x", sample_rate=FS, clip_seconds=CLIP_SECONDS, split="train")

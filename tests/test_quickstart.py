@@ -11,7 +11,7 @@ def _toy_settings() -> QuickstartSettings:
     return QuickstartSettings(
         n_train=34, n_validation=17, n_test=34, rooms_per_split=1, azimuth_step_deg=30, rir_workers=1,
         n_doa=10, n_doa_val=10, n_assignment2=6, n_assignment3=6, n_retrieval=10,
-        spatial=dict(steps), contrastive=dict(steps), spatial_variant={"optim.max_steps": 1},
+        spatial=dict(steps), seld_spatial={}, contrastive=dict(steps), spatial_variant={"optim.max_steps": 2},
     )
 
 
@@ -30,6 +30,7 @@ def test_quickstart_writes_report_figure_and_loadable_model_deterministically(tm
     model = AutoModel.from_pretrained(tmp_path / "model")
     AutoProcessor.from_pretrained(tmp_path / "model")
     assert (model.config.spatial_encoder, model.config.scl) == ("seld", True)
+    _assert_frozen_towers_kept(tmp_path)
     stages = json.loads((tmp_path / "quickstart.json").read_text())["stages"]
     assert len(stages) == 10  # corpus, RIRs, eval sets, 2 pretrainings, 4 variants, evaluation
 
@@ -41,3 +42,23 @@ def test_quickstart_writes_report_figure_and_loadable_model_deterministically(tm
 
     # A run from nothing with the same seed gives the same report.
     assert run_quickstart(tmp_path / "fresh", _toy_settings()) == report
+
+
+def _assert_frozen_towers_kept(out):
+    """The spatial variants keep the pretrained spatial encoder and the mono model's source tower."""
+    import torch
+
+    from spatial_clap_hf import SeldNetForSoundEventLocalization, SpatialClapModel
+
+    none = SpatialClapModel.from_pretrained(out / "variants" / "none" / "model")
+    for name, (encoder, _) in VARIANTS.items():
+        if name == "none":
+            continue
+        variant = SpatialClapModel.from_pretrained(out / "variants" / name / "model")
+        pretrained = SeldNetForSoundEventLocalization.from_pretrained(out / "pretrain" / encoder / "model").seldnet
+        for tower, reference in ((variant.spatial_model, pretrained), (variant.source_model, none.source_model)):
+            expected = reference.state_dict()
+            for key, value in tower.state_dict().items():
+                assert torch.equal(value, expected[key]), (name, key)
+        text, text_none = variant.text_model.state_dict(), none.text_model.state_dict()
+        assert any(not torch.equal(v, text_none[k]) for k, v in text.items()), f"{name}: the text tower did not train"

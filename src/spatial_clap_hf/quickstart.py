@@ -89,11 +89,19 @@ class QuickstartSettings:
             }
         }
     )
-    spatial: dict[str, Any] = field(default_factory=lambda: _schedule(lr=2e-3, steps=300))
+    # SELD pretraining gets three times the DoA pretraining's steps: classes and per-class
+    # direction share the small encoder (validation rooms, 300 → 600 steps: single-source DoA
+    # class 78 → 89 %, SED 29 → 60 %); one direction per clip is learnt faster.
+    spatial: dict[str, Any] = field(default_factory=lambda: _schedule(lr=2e-3, steps=200))
+    seld_spatial: dict[str, Any] = field(default_factory=lambda: {"optim.max_steps": 600})
     contrastive: dict[str, Any] = field(default_factory=lambda: _schedule(lr=1e-3, steps=250))
     # The spatial variants start their source and text towers from the trained mono model and
     # learn direction and binding on top (content is kept, and compute goes to what is new).
-    spatial_variant: dict[str, Any] = field(default_factory=lambda: {"optim.max_steps": 200})
+    spatial_variant: dict[str, Any] = field(default_factory=lambda: {"optim.max_steps": 400})
+    # Towers the spatial variants keep as they come: the pretrained spatial encoder (fine-tuning
+    # it at the contrastive learning rate blurred its direction) and the mono model's source
+    # tower (content is kept, and without their backward passes a step costs about 40 % less).
+    frozen_towers: tuple[str, ...] = ("spatial", "source")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -192,7 +200,13 @@ def run_quickstart(output_dir: str | Path, settings: QuickstartSettings | None =
             lambda: _train(
                 settings,
                 out / "pretrain" / objective,
-                {**data, "stage": "spatial", "objective": objective, **settings.spatial},
+                {
+                    **data,
+                    "stage": "spatial",
+                    "objective": objective,
+                    **settings.spatial,
+                    **(settings.seld_spatial if objective == "seld" else {}),
+                },
             ),
             log,
         )
@@ -214,6 +228,7 @@ def run_quickstart(output_dir: str | Path, settings: QuickstartSettings | None =
             "model.spatial_model": str(encoders[encoder]),
             "model.init_from": str(models["none"]),
             "batch.scl": scl,
+            **{f"model.freeze_{tower}": True for tower in settings.frozen_towers},
             **settings.contrastive,
             **settings.spatial_variant,
         }

@@ -25,6 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--n-retrieval", type=int, default=1000, metavar="N", help="retrieval rows (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every pairing (default 0)")
     parser.add_argument("--clip-seconds", type=float, default=10.0, metavar="S", help="clip length in s (default 10)")
+    parser.add_argument(
+        "--split",
+        choices=("test", "validation"),
+        default="test",
+        help="clips and rooms of the sets: test (the report's, default) or validation (for choosing settings)",
+    )
     parser.add_argument("--device", default="cpu", help="torch device for the convolutions (default cpu)")
     parser.set_defaults(func=run)
 
@@ -50,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             sample_rate=bank.sample_rate,
             clip_seconds=args.clip_seconds,
+            split=args.split,
             device=args.device,
         )
     except (ValueError, KeyError, FileNotFoundError) as err:

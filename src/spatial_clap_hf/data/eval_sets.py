@@ -440,6 +440,7 @@ def build_eval_sets(
     seed: int = 0,
     sample_rate: int = 16000,
     clip_seconds: float = 10.0,
+    split: str = "test",
     retrieval_two_source_fraction: float = 0.5,
     phrases: PhraseSet = DEFAULT_PHRASES,
     batch_size: int = 32,
@@ -448,8 +449,10 @@ def build_eval_sets(
     """Build and save every evaluation set; returns ``{name: Dataset}`` (loaded from disk).
 
     ``corpus``: source corpus with "validation" and "test" splits (``SOURCE_FEATURES``, mono
-    clips); test sets use its test split and the bank's test rooms, ``doa_val`` its validation
-    split and the bank's val rooms (``n_doa_val`` rows, default ``n_doa``). ``sample_rate`` (Hz)
+    clips); the sets use its ``split`` split and that split's rooms (``"test"``: the report's
+    sets; ``"validation"``: the same protocol on validation clips and rooms, for choosing
+    settings), ``doa_val`` always its validation split and the bank's val rooms (``n_doa_val``
+    rows, default ``n_doa``). ``sample_rate`` (Hz)
     must equal the bank's; clips at other rates are resampled. ``clip_seconds`` fixes every
     clip's length. Convolution runs batched on ``device`` (default CPU).
     """
@@ -460,10 +463,12 @@ def build_eval_sets(
         )
     if not 0.0 <= retrieval_two_source_fraction <= 1.0:
         raise ValueError(f"retrieval_two_source_fraction must be in [0, 1], got {retrieval_two_source_fraction}.")
+    if split not in ("test", "validation"):
+        raise ValueError(f"split must be 'test' or 'validation', got {split!r}.")
     n_doa_val = n_doa if n_doa_val is None else n_doa_val
-    for split in ("test", "validation"):
-        if split not in corpus:
-            raise ValueError(f"The corpus has no {split!r} split (it has {list(corpus)}); evaluation sets need it.")
+    for needed in ("test", "validation"):
+        if needed not in corpus:
+            raise ValueError(f"The corpus has no {needed!r} split (it has {list(corpus)}); evaluation sets need it.")
     device = torch.device(device) if device is not None else torch.device("cpu")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -480,8 +485,9 @@ def build_eval_sets(
     }
     out = {}
     for index, name in enumerate(EVAL_SET_NAMES):
-        reader = readers["validation" if name == "doa_val" else "test"]
-        rooms = bank.rooms("val" if name == "doa_val" else "test")
+        set_split = "validation" if name == "doa_val" else split
+        reader = readers[set_split]
+        rooms = bank.rooms("val" if set_split == "validation" else "test")
         rng = np.random.default_rng([seed, index])
         directions = _Directions(bank.azimuths(), phrases, rng)
         if name in ("doa", "doa_val"):
@@ -501,6 +507,7 @@ def build_eval_sets(
         logger.info("Eval set %s: %d rows in %s.", name, len(out[name]), output_dir / name)
     info = {
         "seed": seed,
+        "split": split,
         "sample_rate": sample_rate,
         "clip_seconds": clip_seconds,
         "sizes": {k: len(v) for k, v in out.items()},

@@ -33,6 +33,7 @@ from .runner import (
     run_evaluation,
     text_embeddings,
 )
+from .seld import binding_accuracy, labels_by_source_id, seld_scene_metrics
 
 #: File path of the local ``evaluate`` module: ``evaluate.load(METRIC_MODULE_PATH, config)``.
 METRIC_MODULE_PATH = str(Path(__file__).with_name("spatial_clap_metric.py"))
