@@ -78,5 +78,10 @@ def test_make_eval_sets_cli(bank_dir, tmp_path):
         ds = datasets.load_from_disk(str(out / name))
         assert len(ds) > 0 and np.asarray(ds[0]["waveform"]).shape == (2, 4000)
     assert len(datasets.load_from_disk(str(out / "doa_val"))) == 5
+    assert datasets.load_from_disk(str(out / "assignment2"))["source_ids"][0][0].startswith("test-")
+    val = tmp_path / "eval_val"
+    args_val = ["make-eval-sets", "--corpus", str(tmp_path / "corpus"), "--rirs", str(bank_dir), "--output-dir", str(val)]
+    assert main(args_val + sizes + ["--clip-seconds", "0.25", "--split", "validation"]) == 0
+    assert datasets.load_from_disk(str(val / "assignment2"))["source_ids"][0][0].startswith("validation-")
     with pytest.raises(SystemExit, match="no RIR bank"):
         main(["make-eval-sets", "--corpus", str(tmp_path / "corpus"), "--rirs", str(tmp_path), "--output-dir", str(out)])
