@@ -16,6 +16,10 @@ of ``schema.EVAL_SET_NAMES``:
 - ``retrieval``: single- and two-source scenes, every clip used at most once and every
   caption distinct (so R@1 is well-defined), with spatial and content-only captions.
 
+With ``split="validation"`` every set except ``doa_val`` is drawn from validation clips and
+validation rooms instead of test ones: the same protocol for choosing settings, leaving the
+test sets for the report.
+
 A clip's content caption is its first caption. Clips are decoded, resampled to
 ``sample_rate`` when needed (with a warning), down-mixed to mono when they have several
 channels (with a warning), then cut or zero-padded to ``clip_seconds`` (from the start).
@@ -452,9 +456,9 @@ def build_eval_sets(
     clips); the sets use its ``split`` split and that split's rooms (``"test"``: the report's
     sets; ``"validation"``: the same protocol on validation clips and rooms, for choosing
     settings), ``doa_val`` always its validation split and the bank's val rooms (``n_doa_val``
-    rows, default ``n_doa``). ``sample_rate`` (Hz)
-    must equal the bank's; clips at other rates are resampled. ``clip_seconds`` fixes every
-    clip's length. Convolution runs batched on ``device`` (default CPU).
+    rows, default ``n_doa``). ``sample_rate`` (Hz) must equal the bank's; clips at other rates
+    are resampled. ``clip_seconds`` fixes every clip's length. Convolution runs batched on
+    ``device`` (default CPU).
     """
     if int(sample_rate) != bank.sample_rate:
         raise ValueError(
