@@ -11,7 +11,7 @@ def _toy_settings() -> QuickstartSettings:
     return QuickstartSettings(
         n_train=34, n_validation=17, n_test=34, rooms_per_split=1, azimuth_step_deg=30, rir_workers=1,
         n_doa=10, n_doa_val=10, n_assignment2=6, n_assignment3=6, n_retrieval=10,
-        spatial=dict(steps), seld_spatial={}, contrastive=dict(steps), spatial_variant={"optim.max_steps": 2},
+        spatial={"seld": dict(steps), "doa": dict(steps)}, contrastive=dict(steps), spatial_variant={"optim.max_steps": 2},
     )
 
 

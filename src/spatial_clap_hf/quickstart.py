@@ -92,8 +92,12 @@ class QuickstartSettings:
     # SELD pretraining gets three times the DoA pretraining's steps: classes and per-class
     # direction share the small encoder (validation rooms, 300 → 600 steps: single-source DoA
     # class 78 → 89 %, SED 29 → 60 %); one direction per clip is learnt faster.
-    spatial: dict[str, Any] = field(default_factory=lambda: _schedule(lr=2e-3, steps=200))
-    seld_spatial: dict[str, Any] = field(default_factory=lambda: {"optim.max_steps": 600})
+    spatial: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {
+            "seld": _schedule(lr=2e-3, steps=600),
+            "doa": _schedule(lr=2e-3, steps=200),
+        }
+    )
     contrastive: dict[str, Any] = field(default_factory=lambda: _schedule(lr=1e-3, steps=250))
     # The spatial variants start their source and text towers from the trained mono model and
     # learn direction and binding on top (content is kept, and compute goes to what is new).
@@ -200,13 +204,7 @@ def run_quickstart(output_dir: str | Path, settings: QuickstartSettings | None =
             lambda: _train(
                 settings,
                 out / "pretrain" / objective,
-                {
-                    **data,
-                    "stage": "spatial",
-                    "objective": objective,
-                    **settings.spatial,
-                    **(settings.seld_spatial if objective == "seld" else {}),
-                },
+                {**data, "stage": "spatial", "objective": objective, **settings.spatial[objective]},
             ),
             log,
         )

@@ -60,21 +60,6 @@ class FileScores:
     scores: list[dict[str, Any]]
 
 
-def _check_files(classifier: "SpatialZeroShotAudioClassificationPipeline", paths: Sequence[str]) -> list[int]:
-    """Read and check every file with the pipeline; return their sample rates in Hz."""
-    from ..data.audio_io import AudioDecodeError
-
-    rates, errors = [], []
-    for path in tqdm(paths, desc="check files", unit="file", disable=len(paths) < 2):
-        try:
-            rates.append(classifier.load_clip(str(path))[1])
-        except (AudioDecodeError, ValueError) as err:
-            errors.append(str(err))
-    if errors:
-        raise AudioFilesError(errors)
-    return rates
-
-
 def classify_files(
     classifier: "SpatialZeroShotAudioClassificationPipeline",
     paths: Sequence[str | os.PathLike],
@@ -101,7 +86,7 @@ def classify_files(
     paths = [str(p) for p in paths]
     if not paths:
         raise ValueError("No audio files given; pass at least one file.")
-    rates = _check_files(classifier, paths)
+    rates = _probe_files(paths, spatial=classifier.is_spatial, num_channels=classifier.num_channels)
     results = []
     for path, rate in tqdm(list(zip(paths, rates)), desc="classify", unit="file", disable=len(paths) < 2):
         if labels is not None:
