@@ -198,3 +198,47 @@ def test_balanced_sed_pos_weight_scales_only_active_terms(tiny_seldnet_config):
         assert torch.allclose(plain(x, sed_labels=sed).sed_loss, (positive + negative).mean(), atol=1e-6)
     with pytest.raises(ValueError, match="sed_pos_weight"):
         SeldNetConfig(sed_pos_weight="auto")
+
+
+def test_direction_bins_interpolate_between_neighbouring_centres():
+    from spatial_clap_hf.modeling_seldnet import direction_bins
+
+    # 7 bins: centres every 30° from -90° to 90°
+    bins = direction_bins(torch.tensor([-90.0, 0.0, 45.0, 80.0, 120.0]), 7)
+    assert bins.shape == (5, 7)
+    torch.testing.assert_close(bins.sum(-1), torch.ones(5))
+    assert bins[0, 0] == 1 and bins[1, 3] == 1
+    torch.testing.assert_close(bins[2, 4:6], torch.tensor([0.5, 0.5]))
+    torch.testing.assert_close(bins[3, 5:7], torch.tensor([1 / 3, 2 / 3]))
+    assert bins[4, 6] == 1  # beyond the folded range: clamped to 90°
+    with pytest.raises(ValueError, match="num_bins >= 2"):
+        direction_bins(torch.zeros(1), 1)
+
+
+@pytest.mark.parametrize("doa_mode", ["per_class", "single"])
+def test_readout_is_the_heads_predictions_as_a_class_direction_map(tiny_seldnet_config, doa_mode):
+    from spatial_clap_hf.modeling_seldnet import SeldReadout, direction_bins
+
+    torch.manual_seed(0)
+    tiny_seldnet_config.doa_mode = doa_mode
+    stage1 = SeldNetForSoundEventLocalization(tiny_seldnet_config).eval()
+    readout = SeldReadout(tiny_seldnet_config, num_bins=5)
+    readout.load_heads(stage1)
+    x = make_stereo(2, 1.0, delays=[3, -3])
+    mask = torch.ones(2, 16000, dtype=torch.long)
+    mask[1, 6000:] = 0
+    with torch.no_grad():
+        out = stage1(x, attention_mask=mask)
+        got = readout(stage1.seldnet(x, attention_mask=mask))
+    assert got.shape == (2, tiny_seldnet_config.readout_size(5))
+    if doa_mode == "single":
+        torch.testing.assert_close(got, direction_bins(out.doa_deg, 5))
+        return
+    cells = torch.sigmoid(out.sed_logits)[..., None] * direction_bins(out.doa_deg, 5)  # (B, T, K, bins)
+    for b in range(2):
+        valid = out.frame_mask[b]
+        torch.testing.assert_close(got[b], cells[b, valid].mean(0).flatten(), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(got[0], got[1])
+    other = SeldNetConfig(**{**tiny_seldnet_config.to_dict(), "doa_mode": "single"})
+    with pytest.raises(ValueError, match="doa_mode"):
+        readout.load_heads(SeldNetForSoundEventLocalization(other))

@@ -15,6 +15,7 @@ from conftest import TOY_CAPTIONS, make_stereo
 from spatial_clap_hf import (
     SeldNetConfig,
     SeldNetForSoundEventLocalization,
+    SeldNetModel,
     SpatialClapModel,
     contrastive_loss,
     create_model,
@@ -104,6 +105,61 @@ def test_other_text_poolings(pooling, caption_tokenizer):
         raw = model.text_model(input_ids=text.input_ids, attention_mask=text.attention_mask)
     pooled = raw.last_hidden_state[:, 0] if pooling == "cls" else raw.pooler_output
     assert torch.allclose(out.pooler_output, F.normalize(model.text_projection(pooled), dim=-1), atol=1e-6)
+
+
+def test_sentence_segments_split_at_separator_and_keep_eos_with_last_sentence():
+    from spatial_clap_hf.modeling_spatial_clap import sentence_segments
+
+    # <s> A b . c d . </s> <pad>   |   <s> A b . c d </s> <pad> <pad>   |   <pad> <s> A b </s> (left-padded, no ".")
+    ids = torch.tensor([[0, 5, 6, 9, 7, 8, 9, 2, 1], [0, 5, 6, 9, 7, 8, 2, 1, 1], [1, 0, 5, 6, 2, 1, 1, 1, 1]])
+    mask = torch.tensor([[1] * 8 + [0], [1] * 7 + [0] * 2, [0, 1, 1, 1, 1, 0, 0, 0, 0]])
+    expected = torch.tensor(
+        [[0, 0, 0, 0, 1, 1, 1, 1, -1], [0, 0, 0, 0, 1, 1, 1, -1, -1], [-1, 0, 0, 0, 0, -1, -1, -1, -1]]
+    )
+    assert torch.equal(sentence_segments(ids, mask, separator_id=9), expected)
+
+
+def test_sentence_pooling_projects_each_sentence_then_sums(caption_tokenizer):
+    torch.manual_seed(0)
+    period = caption_tokenizer(".", add_special_tokens=False)["input_ids"][0]
+    model = create_model("tiny-mono", text_pooling="sentence", text_sentence_separator_id=period).eval()
+    mean_model = create_model("tiny-mono").eval()
+    mean_model.load_state_dict(model.state_dict())
+    captions = ["A dog barks on the left side. A bird sings on the right side.", "A dog barks in front."]
+    text = _text_batch(caption_tokenizer, captions)
+    with torch.no_grad():
+        out = model.get_text_features(text.input_ids, text.attention_mask).pooler_output
+        hidden = model.text_model(input_ids=text.input_ids, attention_mask=text.attention_mask).last_hidden_state
+        single = mean_model.get_text_features(text.input_ids[1:], text.attention_mask[1:]).pooler_output
+    ids = text.input_ids[0].tolist()
+    cut = ids.index(period) + 1  # first sentence: <s> ... "."; the second runs to </s>
+    length = int(text.attention_mask[0].sum())
+    parts = [hidden[0, :cut].mean(0), hidden[0, cut:length].mean(0)]
+    expected = F.normalize(sum(model.text_projection(p) for p in parts), dim=-1)
+    assert torch.allclose(out[0], expected, atol=1e-5)
+    # One sentence: the same as mean pooling.
+    assert torch.allclose(out[1], single[0], atol=1e-5)
+
+
+def test_sentence_pooling_without_separator_id_says_how_to_set_it(caption_tokenizer):
+    model = create_model("tiny-mono", text_pooling="sentence").eval()
+    text = _text_batch(caption_tokenizer, ["A dog barks."])
+    with pytest.raises(ValueError, match="text_sentence_separator_id"):
+        model.get_text_features(text.input_ids, text.attention_mask)
+
+
+def test_spatial_readout_widens_the_fusion_and_needs_the_stage1_heads():
+    model = create_model("tiny", spatial_readout_bins=6)
+    spatial = model.config.spatial_config
+    assert model.config.spatial_hidden_size == spatial.output_size + 6 * spatial.num_classes
+    assert model.fusion.linear1.in_features == model.config.source_hidden_size + model.config.spatial_hidden_size
+    with pytest.raises(ValueError, match="heads"):
+        model.load_spatial_encoder(SeldNetModel(spatial))
+    with torch.no_grad():
+        out = model.eval().get_audio_features(make_stereo(2, 1.0, delays=[3, -3]))
+    assert out.last_hidden_state.shape[-1] == model.fusion.linear1.in_features
+    with pytest.raises(ValueError, match="spatial_readout_bins"):
+        get_config("tiny", spatial_readout_bins=1)
 
 
 def test_any_text_encoder_config():

@@ -17,7 +17,9 @@ from spatial_clap_hf.spatial.spatializer import (
     mix,
     permutations_of,
     permuted_mixtures,
+    seld_frame_targets,
     seld_targets,
+    source_activity,
 )
 
 FS = 16000
@@ -118,6 +120,34 @@ def test_seld_and_doa_targets():
 # --- pairings ----------------------------------------------------------------------------------
 
 
+def test_source_activity_marks_the_frames_where_a_clip_sounds():
+    clips = torch.zeros(3, 8000)
+    clips[0, 2048:4096] = torch.randn(2048)  # a burst over frames ~4..8 (hop 512)
+    clips[1] = 0.5 * torch.randn(8000)  # sounds throughout
+    activity = source_activity(clips, n_fft=1024, hop_length=512, threshold_db=-30.0)
+    assert activity.shape == (3, 8000 // 512 + 1)
+    assert activity[0].nonzero().flatten().tolist() == list(range(4, 9))  # the frames overlapping the burst
+    assert activity[1].all() and not activity[2].any()  # an all-zero clip is silent everywhere
+    with pytest.raises(ValueError, match="<= 0 dB"):
+        source_activity(clips, n_fft=1024, hop_length=512, threshold_db=3.0)
+
+
+def test_seld_frame_targets_follow_each_sources_activity():
+    # sample 0: class 1 at +30° in frames 0-1, class 2 at -60° in frames 2-3; sample 1: two sources of class 0
+    act0 = torch.tensor([[1.0, 1, 0, 0], [0, 0, 1, 1]])
+    act1 = torch.tensor([[1.0, 0, 0, 0], [1, 1, 0, 0]])
+    activity, doa = seld_frame_targets([[[1], [2]], [[0], [0]]], [[30.0, -60.0], [150.0, 10.0]], [act0, act1], 3)
+    assert activity.shape == doa.shape == (2, 4, 3)
+    assert activity[0, :, 1].tolist() == [1, 1, 0, 0] and activity[0, :, 2].tolist() == [0, 0, 1, 1]
+    assert activity[0, :, 0].sum() == 0
+    assert doa[0, 0, 1] == pytest.approx(30.0) and doa[0, 2, 2] == pytest.approx(-60.0)
+    # class 0 shared: the first source sets frame 0 (150° folds to 30°), the second fills frame 1
+    assert activity[1, :, 0].tolist() == [1, 1, 0, 0]
+    assert doa[1, 0, 0] == pytest.approx(30.0) and doa[1, 1, 0] == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="sources, frames"):
+        seld_frame_targets([[[1]]], [[0.0]], [torch.ones(2, 4)], 3)
+
+
 def test_pairing_is_seeded_per_clip_and_epoch():
     rooms, grid = [3, 7, 11], np.arange(-180, 180, 10.0)
     train = PairingSampler(rooms, grid, split="train", seed=0)
@@ -192,6 +222,25 @@ def test_spatializer_batch_single_and_mixtures(bank, scl):
         assert activity[last, i % 3] == 1 and doa[last, i % 3] == pytest.approx(fold_azimuth(az), abs=1e-4)
     with pytest.raises(ValueError, match="single-source"):
         batch.doa_targets()
+
+
+def test_direction_twins_place_one_clip_at_two_direction_classes(bank):
+    spatializer = Spatializer(bank, "train", seed=0)
+    clips = torch.randn(6, 1500)
+    ids = list(range(6))
+    batch = spatializer(clips, ids, [f"Sound {i}" for i in range(6)], epoch=1, num_single=4, num_twins=2)
+    # clips 0 and 1 twice (consecutive samples), clips 2 and 3 once, then the mixture of 4 and 5
+    assert [s for s in batch.sources] == [(0,), (0,), (1,), (1,), (2,), (3,), (4, 5)]
+    for a, b in ((0, 1), (2, 3)):
+        assert batch.room_ids[a] == batch.room_ids[b]
+        assert doa_class(batch.azimuths_deg[a][0]) != doa_class(batch.azimuths_deg[b][0])
+        assert batch.captions[a] != batch.captions[b] and batch.captions_src[a] == batch.captions_src[b]
+        ref = [_reference_conv(clips[batch.sources[i][0]].numpy(), bank.get(batch.room_ids[i], batch.azimuths_deg[i][0])) for i in (a, b)]
+        assert _rel_err(batch.waveforms[a].numpy(), ref[0]) <= 1e-5 and _rel_err(batch.waveforms[b].numpy(), ref[1]) <= 1e-5
+    again = spatializer(clips, ids, [f"Sound {i}" for i in range(6)], epoch=1, num_single=4, num_twins=2)
+    assert again.azimuths_deg == batch.azimuths_deg
+    with pytest.raises(ValueError, match="num_twins=5"):
+        spatializer.draw_scenes(ids, num_single=4, num_twins=5)
 
 
 def test_spatializer_doa_batch_and_determinism(bank):

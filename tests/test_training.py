@@ -107,6 +107,45 @@ def test_mono_baseline_trains_without_spatial_encoder(resources, tmp_path):
     assert not any(k.startswith("spatial_model.") for k in _weights(result.model_dir))
 
 
+def test_sentence_pooling_and_direction_twins_train_and_reload(resources, tmp_path):
+    from transformers import AutoProcessor
+
+    config = _config(
+        resources,
+        tmp_path,
+        **{"model.spatial_encoder": "none", "model.overrides": {"text_pooling": "sentence"},
+           "batch.direction_twins": 2, "optim.max_steps": 2},
+    )
+    result = train(config, show_progress=False)
+    model = SpatialClapModel.from_pretrained(result.model_dir)
+    tokenizer = AutoProcessor.from_pretrained(result.model_dir).tokenizer
+    assert model.config.text_pooling == "sentence"
+    assert model.config.text_sentence_separator_id == tokenizer.convert_tokens_to_ids(".")
+    assert json.loads((result.model_dir / "training_config.json").read_text())["batch"]["direction_twins"] == 2
+
+
+def test_frame_level_seld_targets_and_a_readout_of_the_frozen_heads(resources, tmp_path):
+    seld = train(
+        _config(resources, tmp_path / "seld", stage="spatial", seld_frame_activity_db=-30.0, **{"optim.max_steps": 2}),
+        show_progress=False,
+    )
+    assert np.isfinite(seld.last_loss)
+    config = _config(
+        resources,
+        tmp_path / "clap",
+        **{"model.spatial_model": str(seld.model_dir), "model.freeze_spatial": True,
+           "model.overrides": {"spatial_readout_bins": 4}, "optim.max_steps": 2},
+    )
+    result = train(config, show_progress=False)
+    model = SpatialClapModel.from_pretrained(result.model_dir)
+    assert model.config.spatial_readout_size == 4 * 17
+    stage1, trained = _weights(seld.model_dir), _weights(result.model_dir)
+    heads = [k for k in stage1 if k.startswith(("sed_head.", "doa_head."))]
+    assert len(heads) == 8
+    for key in heads:  # the readout reads the stage-1 heads, kept frozen
+        torch.testing.assert_close(trained[f"spatial_readout.{key}"], stage1[key], rtol=0, atol=0, msg=key)
+
+
 def test_spatial_encoder_without_checkpoint_is_a_clear_error(resources, tmp_path):
     with pytest.raises(ValueError, match="model.spatial_model"):
         train(_config(resources, tmp_path, **{"optim.max_steps": 1}), show_progress=False)

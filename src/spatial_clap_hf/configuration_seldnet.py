@@ -149,6 +149,11 @@ class SeldNetConfig(PreTrainedConfig):
             bins //= pool
         return bins
 
+    def readout_size(self, num_bins: int) -> int:
+        """Width of `SeldReadout`'s class × direction map with ``num_bins`` direction bins
+        (``num_classes * num_bins`` for ``doa_mode="per_class"``, ``num_bins`` for ``"single"``)."""
+        return num_bins * (self.num_classes if self.doa_mode == "per_class" else 1)
+
     @property
     def output_size(self) -> int:
         """Width of the frame features and of ``pooler_output`` (``2 * gru_hidden_size``)."""

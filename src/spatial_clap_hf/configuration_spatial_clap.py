@@ -15,7 +15,7 @@ from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
 from .configuration_seldnet import SeldNetConfig
 
 SPATIAL_ENCODERS = ("seld", "doa", "none")
-TEXT_POOLINGS = ("mean", "cls", "pooler")
+TEXT_POOLINGS = ("mean", "cls", "pooler", "sentence")
 
 
 class SpatialClapConfig(PreTrainedConfig):
@@ -37,7 +37,21 @@ class SpatialClapConfig(PreTrainedConfig):
             ``"seld"`` (SED + per-class DoA), ``"doa"`` (single-source DoA) or ``"none"`` (mono
             baseline without spatial encoder). ``"seld"`` and ``"doa"`` use the same network.
         text_pooling (`str`, defaults to `"mean"`): ``"mean"`` (mean of the last hidden states over
-            the attention mask), ``"cls"`` (first token) or ``"pooler"`` (the text model's pooler).
+            the attention mask), ``"cls"`` (first token), ``"pooler"`` (the text model's pooler) or
+            ``"sentence"``: each sentence of the caption (its tokens up to and including the
+            separator ``text_sentence_separator_id``) is mean-pooled and projected on its own, and
+            the caption's embedding is the normalised sum of its sentences' projections. A
+            multi-source caption has one sentence per source, so each source's description is bound
+            to its direction phrase before the sources are combined (with mean pooling, captions
+            that differ only in who-is-where hold the same tokens and embed almost alike). For a
+            one-sentence caption it equals ``"mean"``.
+        text_sentence_separator_id (`int`, *optional*): token id that ends a sentence (the
+            tokenizer's id of ``"."``); needed by ``text_pooling="sentence"`` (training sets it from
+            the tokenizer).
+        spatial_readout_bins (`int`, defaults to 0): 0 (the paper) feeds the fusion MLP z_sp only;
+            ``n >= 2`` also feeds it the spatial encoder's pretraining heads read out as a class ×
+            direction map with ``n`` direction bins (`SeldReadout`): which sound is where, in a
+            form the fusion can use directly. The heads come with the stage-1 checkpoint.
         fusion_hidden_size (`int`, defaults to 512): hidden width of the fusion MLP.
         projection_dim (`int`, defaults to 512): width of the joint embedding space.
         logit_scale_init_value (`float`, defaults to 1/0.07): initial logit scale; the model stores
@@ -68,6 +82,8 @@ class SpatialClapConfig(PreTrainedConfig):
     text_config: dict | PreTrainedConfig | None = None
     spatial_encoder: str = "seld"
     text_pooling: str = "mean"
+    text_sentence_separator_id: int | None = None
+    spatial_readout_bins: int = 0
     fusion_hidden_size: int = 512
     projection_dim: int = 512
     logit_scale_init_value: float = 1 / 0.07
@@ -101,6 +117,10 @@ class SpatialClapConfig(PreTrainedConfig):
         if self.text_pooling not in TEXT_POOLINGS:
             raise ValueError(
                 f"SpatialClapConfig.text_pooling={self.text_pooling!r} is not supported; use one of {TEXT_POOLINGS}."
+            )
+        if self.spatial_readout_bins < 0 or self.spatial_readout_bins == 1:
+            raise ValueError(
+                f"SpatialClapConfig.spatial_readout_bins must be 0 (no readout) or >= 2, got {self.spatial_readout_bins}."
             )
         if self.spatial_config is not None and self.spatial_config.sample_rate != self.sample_rate:
             raise ValueError(
@@ -151,8 +171,17 @@ class SpatialClapConfig(PreTrainedConfig):
 
     @property
     def spatial_hidden_size(self) -> int:
-        """Width of the spatial embedding z_sp (0 without spatial encoder)."""
-        return 0 if self.spatial_config is None else self.spatial_config.output_size
+        """Width of the spatial features fed to the fusion: z_sp plus the readout (0 without spatial encoder)."""
+        if self.spatial_config is None:
+            return 0
+        return self.spatial_config.output_size + self.spatial_readout_size
+
+    @property
+    def spatial_readout_size(self) -> int:
+        """Width of the spatial heads' readout fed to the fusion (0 without readout)."""
+        if self.spatial_config is None or not self.spatial_readout_bins:
+            return 0
+        return self.spatial_config.readout_size(self.spatial_readout_bins)
 
 
 __all__ = ["SpatialClapConfig"]

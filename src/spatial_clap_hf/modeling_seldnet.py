@@ -208,6 +208,55 @@ class SeldHead(nn.Module):
         return self.out_proj(self.activation(self.dense(hidden_states)))
 
 
+def direction_bins(doa_deg: torch.Tensor, num_bins: int) -> torch.Tensor:
+    """Soft one-hot of folded azimuths ``(...)`` in degrees over ``num_bins`` evenly spaced bin
+    centres from −90° to 90° (linear interpolation between the two nearest centres): ``(..., num_bins)``,
+    each row summing to 1."""
+    if num_bins < 2:
+        raise ValueError(f"direction_bins needs num_bins >= 2, got {num_bins}.")
+    width = 2 * DOA_SCALE_DEG / (num_bins - 1)
+    centres = torch.linspace(-DOA_SCALE_DEG, DOA_SCALE_DEG, num_bins, device=doa_deg.device, dtype=doa_deg.dtype)
+    return (1.0 - (doa_deg.clamp(-DOA_SCALE_DEG, DOA_SCALE_DEG)[..., None] - centres).abs() / width).clamp_min(0.0)
+
+
+class SeldReadout(nn.Module):
+    """The SELD pretraining heads' predictions as features: a class × direction map.
+
+    ``doa_mode="per_class"``: for every frame, class k's activity probability spreads over the
+    direction bins of its predicted azimuth; the map is the mean over valid frames,
+    ``(batch, num_classes * num_bins)``. It states which sound is where in a form a linear
+    layer can read, while the time-mean of the frame features (z_sp) mixes the sources.
+    ``doa_mode="single"``: the direction bins of the clip's one predicted azimuth, ``(batch, num_bins)``.
+    The heads are those of `SeldNetForSoundEventLocalization` (load them with ``load_heads``).
+    """
+
+    def __init__(self, config: SeldNetConfig, num_bins: int):
+        super().__init__()
+        self.per_class = config.doa_mode == "per_class"
+        self.num_bins = num_bins
+        width = config.output_size
+        self.sed_head = SeldHead(width, config.head_hidden_size, config.num_classes) if self.per_class else None
+        self.doa_head = SeldHead(width, config.head_hidden_size, config.num_classes if self.per_class else 1)
+
+    def load_heads(self, model: "SeldNetForSoundEventLocalization") -> None:
+        """Copy the trained SED/DoA heads of a stage-1 model."""
+        if model.config.doa_mode != ("per_class" if self.per_class else "single"):
+            raise ValueError(f"The stage-1 model has doa_mode={model.config.doa_mode!r}, unlike this readout.")
+        if self.sed_head is not None:
+            self.sed_head.load_state_dict(model.sed_head.state_dict())
+        self.doa_head.load_state_dict(model.doa_head.state_dict())
+
+    def forward(self, encoder_output: SeldNetModelOutput) -> torch.Tensor:
+        if not self.per_class:
+            doa_deg = DOA_SCALE_DEG * torch.tanh(self.doa_head(encoder_output.pooler_output)).squeeze(-1)
+            return direction_bins(doa_deg, self.num_bins)
+        frames = encoder_output.last_hidden_state
+        activity = torch.sigmoid(self.sed_head(frames))  # (B, T, K)
+        doa_deg = DOA_SCALE_DEG * torch.tanh(self.doa_head(frames))  # (B, T, K)
+        cells = activity[..., None] * direction_bins(doa_deg, self.num_bins)  # (B, T, K, bins)
+        return masked_time_mean(cells.flatten(2), encoder_output.frame_mask)
+
+
 class SeldNetForSoundEventLocalization(SeldNetPreTrainedModel):
     """SELDnet with the pretraining heads: SED (sigmoid per class) and DoA (folded azimuth regression).
 
@@ -410,4 +459,6 @@ __all__ = [
     "SeldNetModelOutput",
     "SeldNetPreTrainedModel",
     "SeldNetSoundEventLocalizationOutput",
+    "SeldReadout",
+    "direction_bins",
 ]

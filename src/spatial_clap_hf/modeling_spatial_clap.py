@@ -27,7 +27,13 @@ from transformers.utils import ModelOutput
 
 from .configuration_spatial_clap import SpatialClapConfig
 from .frontend_spatial_clap import SourceFrontend
-from .modeling_seldnet import SeldNetModel, SeldNetModelOutput, reset_frontend_buffers
+from .modeling_seldnet import (
+    SeldNetForSoundEventLocalization,
+    SeldNetModel,
+    SeldNetModelOutput,
+    SeldReadout,
+    reset_frontend_buffers,
+)
 
 MAX_LOGIT_SCALE = 100.0
 
@@ -59,7 +65,7 @@ class SpatialClapAudioOutput(ModelOutput):
 
     Args:
         last_hidden_state (`torch.FloatTensor` of shape `(batch, source_hidden + spatial_hidden)`): the fused
-            tower features ``concat(z_src, z_sp)`` fed to the fusion MLP.
+            tower features ``concat(z_src, z_sp)`` (and the spatial readout, if configured) fed to the fusion MLP.
         pooler_output (`torch.FloatTensor` of shape `(batch, projection_dim)`): L2-normalised audio embedding.
         source_model_output (`BaseModelOutputWithPooling`): HTS-AT outputs (``pooler_output`` = z_src).
         spatial_model_output (`SeldNetModelOutput`, *optional*): SELDnet outputs (``pooler_output`` = z_sp).
@@ -138,6 +144,38 @@ def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor | None
     return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
+def sentence_segments(input_ids: torch.Tensor, attention_mask: torch.Tensor | None, separator_id: int) -> torch.Tensor:
+    """Sentence index of every token ``(batch, tokens)``, -1 on padding.
+
+    A sentence runs up to and including a ``separator_id`` token. The last real token of a
+    row (an end-of-sequence token such as ``</s>``) joins the sentence before it when it
+    directly follows a separator, so ``"<s>A. B.</s>"`` has two sentences, not three.
+    Expects the real tokens of each row to be contiguous (left or right padding).
+    """
+    mask = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+    sep = ((input_ids == separator_id) & mask).long()
+    seg = torch.cumsum(sep, dim=1) - sep
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+    last = torch.where(mask, positions, -1).amax(dim=1, keepdim=True).clamp_min(0)
+    before = (last - 1).clamp_min(0)
+    seg = seg.scatter(1, last, torch.minimum(seg.gather(1, last), seg.gather(1, before)))
+    return torch.where(mask, seg, -1)
+
+
+def sentence_means(hidden_states: torch.Tensor, segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean hidden state of each sentence: ``(batch, sentences, hidden)`` and its validity ``(batch, sentences)``.
+
+    ``segments`` ``(batch, tokens)`` from `sentence_segments`; rows with fewer sentences than
+    the longest are padded with zeros (validity False).
+    """
+    num = int(segments.max().item()) + 1 if segments.numel() else 1
+    one_hot = F.one_hot(segments.clamp_min(0), max(num, 1)).to(hidden_states.dtype)
+    one_hot = one_hot * (segments >= 0)[..., None].to(hidden_states.dtype)
+    counts = one_hot.sum(dim=1)
+    sums = torch.einsum("btk,bth->bkh", one_hot, hidden_states)
+    return sums / counts.clamp_min(1.0)[..., None], counts > 0
+
+
 class SpatialClapModel(SpatialClapPreTrainedModel):
     """Spatial CLAP dual encoder.
 
@@ -152,6 +190,9 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
         self.source_frontend = SourceFrontend.from_config(config)
         self.source_model = ClapAudioModel(config.source_config)
         self.spatial_model = SeldNetModel(config.spatial_config) if config.spatial_encoder != "none" else None
+        self.spatial_readout = (
+            SeldReadout(config.spatial_config, config.spatial_readout_bins) if config.spatial_readout_size else None
+        )
         fused = config.source_hidden_size + config.spatial_hidden_size
         self.fusion = ProjectionMLP(fused, config.fusion_hidden_size, config.projection_dim)
         self.text_model = AutoModel.from_config(config.text_config)
@@ -162,6 +203,20 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
         self.text_projection = ProjectionMLP(text_hidden, config.projection_dim, config.projection_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale_init_value)))
         self.post_init()
+
+    def load_spatial_encoder(self, stage1: SeldNetModel | SeldNetForSoundEventLocalization) -> None:
+        """Copy a stage-1 spatial encoder into this model, with its heads when the model has a readout."""
+        if self.spatial_model is None:
+            raise ValueError("This model has no spatial encoder (spatial_encoder='none').")
+        encoder = stage1.seldnet if isinstance(stage1, SeldNetForSoundEventLocalization) else stage1
+        self.spatial_model.load_state_dict(encoder.state_dict())
+        if self.spatial_readout is not None:
+            if not isinstance(stage1, SeldNetForSoundEventLocalization):
+                raise ValueError(
+                    "spatial_readout_bins > 0 reads the stage-1 SED/DoA heads; pass the stage-1 model with its heads "
+                    "(load_stage1_spatial(path, with_heads=True))."
+                )
+            self.spatial_readout.load_heads(stage1)
 
     # ------------------------------------------------------------------ audio
     def _check_audio(self, input_values: torch.Tensor) -> None:
@@ -204,6 +259,8 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
         if self.spatial_model is not None:
             spatial_out = self.spatial_model(input_values, attention_mask=attention_mask, return_dict=True)
             parts.append(spatial_out.pooler_output)
+            if self.spatial_readout is not None:
+                parts.append(self.spatial_readout(spatial_out))
         fused = torch.cat(parts, dim=-1)
         embeds = F.normalize(self.fusion(fused), dim=-1)
         output = SpatialClapAudioOutput(
@@ -216,6 +273,21 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
     # ------------------------------------------------------------------- text
+    def _embed_text(self, outputs: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Projected (not yet normalised) caption embeddings ``(batch, projection_dim)``."""
+        if self.config.text_pooling != "sentence":
+            return self.text_projection(self._pool_text(outputs, attention_mask))
+        separator = self.config.text_sentence_separator_id
+        if separator is None:
+            raise ValueError(
+                "text_pooling='sentence' needs config.text_sentence_separator_id, the tokenizer's id of the "
+                "sentence-ending token; set it to tokenizer.convert_tokens_to_ids('.')."
+            )
+        segments = sentence_segments(input_ids, attention_mask, separator)
+        means, valid = sentence_means(outputs.last_hidden_state, segments)
+        projected = self.text_projection(means) * valid[..., None].to(means.dtype)
+        return projected.sum(dim=1)
+
     def _pool_text(self, outputs: Any, attention_mask: torch.Tensor | None) -> torch.Tensor:
         pooling = self.config.text_pooling
         if pooling == "mean":
@@ -248,8 +320,7 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
             L2-normalised embedding ``(batch, projection_dim)`` (as ``ClapModel.get_text_features``).
         """
         text_out = self.text_model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
-        pooled = self._pool_text(text_out, attention_mask)
-        embeds = F.normalize(self.text_projection(pooled), dim=-1)
+        embeds = F.normalize(self._embed_text(text_out, input_ids, attention_mask), dim=-1)
         output = BaseModelOutputWithPooling(
             last_hidden_state=text_out.last_hidden_state,
             pooler_output=embeds,
@@ -331,7 +402,10 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
                 raise ValueError(f"{key} comes from the pretrained checkpoint; do not pass it to from_pretrained_parts.")
         source = _load_clap_audio(source_model_name_or_path)
         text = AutoModel.from_pretrained(text_model_name_or_path)
-        spatial = SeldNetModel.from_pretrained(spatial_model_name_or_path) if spatial_model_name_or_path else None
+        spatial = None
+        if spatial_model_name_or_path:
+            with_heads = config_overrides.get("spatial_readout_bins", 0) > 0
+            spatial = load_stage1_spatial(spatial_model_name_or_path, with_heads=with_heads)
         if spatial is None:
             config_overrides.setdefault("spatial_encoder", "none")
         elif config_overrides.get("spatial_encoder", "seld") == "none":
@@ -351,8 +425,25 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
             text_state = {k: v for k, v in text_state.items() if not k.startswith("pooler.")}
         model.text_model.load_state_dict(text_state)
         if spatial is not None:
-            model.spatial_model.load_state_dict(spatial.state_dict())
+            model.load_spatial_encoder(spatial)
         return model
+
+
+def load_stage1_spatial(
+    name_or_path: str | os.PathLike, with_heads: bool = False
+) -> SeldNetModel | SeldNetForSoundEventLocalization:
+    """A stage-1 spatial encoder checkpoint: the bare ``SeldNetModel``, or with ``with_heads`` the
+    ``SeldNetForSoundEventLocalization`` with its trained SED/DoA heads (an error if it has none)."""
+    if not with_heads:
+        return SeldNetModel.from_pretrained(name_or_path)
+    model, info = SeldNetForSoundEventLocalization.from_pretrained(name_or_path, output_loading_info=True)
+    missing = [k for k in info["missing_keys"] if k.startswith(("sed_head.", "doa_head."))]
+    if missing:
+        raise ValueError(
+            f"{name_or_path} has no trained SED/DoA heads (missing {missing[:2]}...), which spatial_readout_bins > 0 "
+            "reads; use the output of stage-1 pretraining or set spatial_readout_bins=0."
+        )
+    return model
 
 
 def _load_clap_audio(name_or_path: str | os.PathLike) -> ClapAudioModel:
@@ -374,4 +465,5 @@ __all__ = [
     "SpatialClapOutput",
     "SpatialClapPreTrainedModel",
     "contrastive_loss",
+    "load_stage1_spatial",
 ]

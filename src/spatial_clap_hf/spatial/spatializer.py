@@ -44,7 +44,9 @@ __all__ = [
     "mix",
     "permutations_of",
     "permuted_mixtures",
+    "seld_frame_targets",
     "seld_targets",
+    "source_activity",
 ]
 
 
@@ -205,6 +207,52 @@ def seld_targets(
     return tuple(t.to(device) for t in out) if device is not None else out
 
 
+def source_activity(
+    clips: torch.Tensor, *, n_fft: int, hop_length: int, threshold_db: float = -30.0
+) -> torch.Tensor:
+    """Frame activity of mono clips (N, T) → (N, 1 + T // hop_length) float32 in {0, 1}.
+
+    Frame t is centred on sample ``t * hop_length`` and spans ``n_fft`` samples (the framing of
+    a centred STFT, as the SELDnet's); it is active when its energy is within ``threshold_db``
+    (≤ 0) of the clip's most energetic frame. An all-zero clip is inactive everywhere.
+    """
+    _check_clips(clips)
+    if threshold_db > 0:
+        raise ValueError(f"threshold_db must be <= 0 dB (relative to the loudest frame), got {threshold_db}.")
+    power = torch.nn.functional.pad(clips.float()[:, None] ** 2, (n_fft // 2, n_fft // 2))
+    energy = torch.nn.functional.avg_pool1d(power, kernel_size=n_fft, stride=hop_length)[:, 0]
+    floor = energy.amax(dim=1, keepdim=True) * 10.0 ** (threshold_db / 10.0)
+    return ((energy >= floor) & (energy > 0)).float()
+
+
+def seld_frame_targets(
+    label_indices: Sequence[Sequence[Sequence[int]]],
+    azimuths_deg: Sequence[Sequence[float]],
+    activity: Sequence[torch.Tensor],
+    num_classes: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame-level SELD targets for static sources.
+
+    As `seld_targets`, with ``activity[b]`` (n_sources_b, frames) the frame activity of each
+    source of sample b (`source_activity`). Returns ``activity`` and ``doa`` (B, frames,
+    num_classes): a class is active in the frames where a source holding it is, and its DoA
+    there is that source's folded azimuth (the earlier source wins where two share a class).
+    """
+    clip_activity, clip_doa = seld_targets(label_indices, azimuths_deg, num_classes)
+    frames = activity[0].shape[-1] if len(activity) else 0
+    out_activity = torch.zeros(len(label_indices), frames, num_classes)
+    out_doa = clip_doa[:, None, :].repeat(1, frames, 1)
+    for b, (labels, azimuths, act) in enumerate(zip(label_indices, azimuths_deg, activity)):
+        if act.shape != (len(labels), frames):
+            raise ValueError(f"Sample {b}: activity must be (sources, frames) = {(len(labels), frames)}, got {tuple(act.shape)}.")
+        for source_labels, azimuth, source_act in zip(labels, azimuths, act.float().cpu()):
+            for k in source_labels:
+                new = (source_act > 0) & (out_activity[b, :, k] == 0)
+                out_activity[b, new, k] = 1.0
+                out_doa[b, new, k] = float(fold_azimuth(float(azimuth)))
+    return out_activity, out_doa
+
+
 # ---------------------------------------------------------------------------------------------
 # Pairings
 # ---------------------------------------------------------------------------------------------
@@ -341,6 +389,16 @@ class SpatialBatch:
         labels = [[clip_label_indices[i] for i in srcs] for srcs in self.sources]
         return seld_targets(labels, self.azimuths_deg, num_classes, device=self.waveforms.device)
 
+    def seld_frame_targets(
+        self, clip_label_indices: Sequence[Sequence[int]], num_classes: int, clip_activity: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(activity, doa), each (B, frames, num_classes); ``clip_activity`` (N, frames) the frame
+        activity of every clip of the batch (`source_activity`)."""
+        labels = [[clip_label_indices[i] for i in srcs] for srcs in self.sources]
+        activity = [clip_activity[list(srcs)] for srcs in self.sources]
+        out = seld_frame_targets(labels, self.azimuths_deg, activity, num_classes)
+        return tuple(t.to(self.waveforms.device) for t in out)
+
     def doa_targets(self) -> torch.Tensor:
         """(B,) folded azimuths in degrees; only for batches of single-source samples."""
         if any(len(a) != 1 for a in self.azimuths_deg):
@@ -408,11 +466,15 @@ class Spatializer:
         epoch: int = 0,
         num_single: int | None = None,
         num_sources: int = 2,
+        num_twins: int = 0,
     ) -> list[Scene]:
         """Group a clip batch into scenes and draw their RIRs.
 
         The first ``num_single`` clips (default: all) become single-source scenes; the rest are
-        taken ``num_sources`` at a time as mixtures (their count must divide evenly).
+        taken ``num_sources`` at a time as mixtures (their count must divide evenly). The first
+        ``num_twins`` single-source clips are placed twice, at two directions of different DoA
+        classes in one room (consecutive scenes): the same sound whose only difference is where
+        it is, the single-source counterpart of a mixture's swapped assignments.
         """
         n = len(clip_ids)
         num_single = n if num_single is None else num_single
@@ -422,9 +484,19 @@ class Spatializer:
                 f"Cannot split {n} clips into {num_single} single-source scenes and mixtures of "
                 f"{num_sources}: the remaining {rest} clips must be a multiple of {num_sources}."
             )
-        groups = [(i,) for i in range(num_single)]
-        groups += [tuple(range(s, s + num_sources)) for s in range(num_single, n, num_sources)]
-        return [Scene(g, tuple(self.pairing.scene([clip_ids[i] for i in g], epoch))) for g in groups]
+        if not 0 <= num_twins <= num_single:
+            raise ValueError(f"num_twins={num_twins} must lie in [0, num_single={num_single}].")
+        scenes = []
+        for i in range(num_single):
+            if i < num_twins:
+                keys = self.pairing.scene([clip_ids[i], clip_ids[i]], epoch)
+                scenes += [Scene((i,), (keys[0],)), Scene((i,), (keys[1],))]
+            else:
+                scenes.append(Scene((i,), tuple(self.pairing.scene([clip_ids[i]], epoch))))
+        for start in range(num_single, n, num_sources):
+            group = tuple(range(start, start + num_sources))
+            scenes.append(Scene(group, tuple(self.pairing.scene([clip_ids[i] for i in group], epoch))))
+        return scenes
 
     def render(
         self,
@@ -498,15 +570,18 @@ class Spatializer:
         num_single: int | None = None,
         num_sources: int = 2,
         scl: bool = False,
+        num_twins: int = 0,
     ) -> SpatialBatch:
         """Draw scenes for a clip batch and render them (``draw_scenes`` + ``render``).
 
         clips (N, T) mono at ``sample_rate`` on any device; ``clip_ids`` stable ids of the
         clips (dataset indices or id strings) that key the seeded pairing; ``captions`` one
         content caption per clip. E.g. the paper's batch: 32 clips, num_single=16,
-        num_sources=2 → 24 samples, or 32 with ``scl=True``.
+        num_sources=2 → 24 samples, or 32 with ``scl=True`` (and ``num_twins`` more).
         """
         if len(clip_ids) != clips.shape[0]:
             raise ValueError(f"Got {clips.shape[0]} clips but {len(clip_ids)} clip ids.")
-        scenes = self.draw_scenes(clip_ids, epoch=epoch, num_single=num_single, num_sources=num_sources)
+        scenes = self.draw_scenes(
+            clip_ids, epoch=epoch, num_single=num_single, num_sources=num_sources, num_twins=num_twins
+        )
         return self.render(clips, scenes, captions, scl=scl)

@@ -54,12 +54,16 @@ class BatchConfig:
     """Batch composition from mono clips (the paper: 16 single + 8 two-source from 32 clips).
 
     With ``scl`` every two-source mixture also appears with its sources' directions
-    swapped (all n! assignments), as its own sample with its own caption.
+    swapped (all n! assignments), as its own sample with its own caption. ``direction_twins``
+    of the single-source clips also appear a second time, at a direction of another DoA class
+    in the same room (stage 2 only): in a batch of mostly different sounds, these are the
+    pairs that only direction tells apart.
     """
 
     n_single: int = 16
     n_mix2: int = 8
     scl: bool = False
+    direction_twins: int = 0
 
     @property
     def mono_clips(self) -> int:
@@ -109,6 +113,11 @@ class OptimConfig:
 class TrainConfig:
     stage: Literal["spatial", "contrastive"] = "contrastive"
     objective: Literal["seld", "doa"] = "seld"
+    # Stage 1 with the SELD objective: None (the paper) gives every source's class as active in
+    # all frames of the clip; a level in dB (e.g. -30.0) makes frame-level targets — a class is
+    # active (and its DoA counted) in the frames where its dry source is within that many dB of
+    # the source's loudest frame, so the per-class DoA is learnt where the source is heard.
+    seld_frame_activity_db: float | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)

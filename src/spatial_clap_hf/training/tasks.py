@@ -24,10 +24,11 @@ from ..configuration_seldnet import SeldNetConfig
 from ..feature_extraction_spatial_clap import SpatialClapFeatureExtractor
 from ..hub import write_model_card
 from ..model_presets import get_config
-from ..modeling_seldnet import SeldNetForSoundEventLocalization, SeldNetModel
-from ..modeling_spatial_clap import SpatialClapModel
+from ..modeling_seldnet import SeldNetForSoundEventLocalization
+from ..modeling_spatial_clap import SpatialClapModel, load_stage1_spatial
 from ..processing_spatial_clap import SpatialClapProcessor
 from ..spatial import Spatializer, neutral_prompts
+from ..spatial.spatializer import source_activity
 from ..spatial.conventions import DEFAULT_PHRASES
 from ..tokenization_utils import train_caption_tokenizer
 from .clips import ClipBatch
@@ -93,7 +94,14 @@ class SpatialPretrainingTask:
         if self.objective == "doa":
             out = model(input_values=scene_batch.waveforms, doa_labels=scene_batch.doa_targets())
             return out.loss, {"doa_loss": out.loss.detach()}
-        activity, doa = scene_batch.seld_targets(batch.labels, len(self.class_names))
+        if self.config.seld_frame_activity_db is None:
+            activity, doa = scene_batch.seld_targets(batch.labels, len(self.class_names))
+        else:
+            spatial = _unwrap(model).config
+            clip_activity = source_activity(
+                batch.clips, n_fft=spatial.n_fft, hop_length=spatial.hop_length, threshold_db=self.config.seld_frame_activity_db
+            )
+            activity, doa = scene_batch.seld_frame_targets(batch.labels, len(self.class_names), clip_activity)
         out = model(input_values=scene_batch.waveforms, sed_labels=activity, doa_labels=doa)
         return out.loss, {"sed_loss": out.sed_loss.detach(), "doa_loss": out.doa_loss.detach()}
 
@@ -119,6 +127,7 @@ class ContrastiveTask:
         if model is None and config.model.init_from:
             self._init_towers_from(config.model.init_from)
         self.tokenizer = self._build_tokenizer(train_captions)
+        self._set_sentence_separator()
         self.loss_fn = ContrastiveLoss()
         self.frozen = self._freeze()
 
@@ -141,10 +150,10 @@ class ContrastiveTask:
             raise ValueError("Stage 2 needs model.preset or model.source_model + model.text_model.")
         overrides = dict(mc.overrides, **meta)
         if mc.spatial_model:
-            spatial = SeldNetModel.from_pretrained(mc.spatial_model)
-            overrides["spatial_config"] = spatial.config.to_dict()
+            overrides["spatial_config"] = SeldNetConfig.from_pretrained(mc.spatial_model).to_dict()
             model = SpatialClapModel(get_config(mc.preset, **overrides))
-            model.spatial_model.load_state_dict(spatial.state_dict())
+            with_heads = model.config.spatial_readout_bins > 0
+            model.load_spatial_encoder(load_stage1_spatial(mc.spatial_model, with_heads=with_heads))
             return model
         overrides["spatial_config"] = None
         return SpatialClapModel(get_config(mc.preset, **overrides))
@@ -169,18 +178,33 @@ class ContrastiveTask:
         max_len = self.model.config.text_config.max_position_embeddings - 2
         return train_caption_tokenizer(texts, vocab_size=vocab, model_max_length=max_len)
 
+    def _set_sentence_separator(self) -> None:
+        """``text_pooling="sentence"`` ends sentences at the tokenizer's ``"."`` token."""
+        config = self.model.config
+        if config.text_pooling != "sentence" or config.text_sentence_separator_id is not None:
+            return
+        ids = self.tokenizer(".", add_special_tokens=False)["input_ids"]
+        if len(ids) != 1 or ids[0] == self.tokenizer.unk_token_id:
+            raise ValueError(
+                f"text_pooling='sentence' needs '.' to be one token, but this tokenizer gives {ids}; "
+                "set model.overrides.text_sentence_separator_id to the id of its sentence-ending token."
+            )
+        config.text_sentence_separator_id = ids[0]
+
     def _freeze(self) -> list[nn.Module]:
         mc = self.config.model
         towers = {
-            "source": (mc.freeze_source, self.model.source_model),
-            "text": (mc.freeze_text, self.model.text_model),
-            "spatial": (mc.freeze_spatial, getattr(self.model, "spatial_model", None)),
+            "source": (mc.freeze_source, [self.model.source_model]),
+            "text": (mc.freeze_text, [self.model.text_model]),
+            "spatial": (mc.freeze_spatial, [self.model.spatial_model, self.model.spatial_readout]),
         }
         frozen = []
-        for name, (flag, module) in towers.items():
-            if flag and module is not None:
-                module.requires_grad_(False)
-                frozen.append(module)
+        for name, (flag, modules) in towers.items():
+            modules = [m for m in modules if m is not None]
+            if flag and modules:
+                for module in modules:
+                    module.requires_grad_(False)
+                frozen += modules
                 logger.info("Freezing the %s tower.", name)
         return frozen
 
@@ -193,6 +217,7 @@ class ContrastiveTask:
             num_single=self.batch.n_single,
             num_sources=2,
             scl=self.batch.scl,
+            num_twins=self.batch.direction_twins,
         )
         tokens = self.tokenizer(scene_batch.captions, padding=True, truncation=True, return_tensors="pt")
         device = scene_batch.waveforms.device
