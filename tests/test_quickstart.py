@@ -11,7 +11,8 @@ def _toy_settings() -> QuickstartSettings:
     return QuickstartSettings(
         n_train=34, n_validation=17, n_test=34, rooms_per_split=1, azimuth_step_deg=30, rir_workers=1,
         n_doa=10, n_doa_val=10, n_assignment2=6, n_assignment3=6, n_retrieval=10,
-        spatial={"seld": dict(steps), "doa": dict(steps)}, contrastive=dict(steps), spatial_variant={"optim.max_steps": 2},
+        spatial={"seld": {**steps, "seld_frame_activity_db": -30.0}, "doa": dict(steps)}, contrastive=dict(steps),
+        spatial_variant={"optim.max_steps": 2, "batch.direction_twins": 2},
     )
 
 
@@ -45,7 +46,8 @@ def test_quickstart_writes_report_figure_and_loadable_model_deterministically(tm
 
 
 def _assert_frozen_towers_kept(out):
-    """The spatial variants keep the pretrained spatial encoder and the mono model's source tower."""
+    """The spatial variants keep the pretrained spatial encoder (and the heads its readout reads) and the
+    mono model's source tower."""
     import torch
 
     from spatial_clap_hf import SeldNetForSoundEventLocalization, SpatialClapModel
@@ -55,8 +57,11 @@ def _assert_frozen_towers_kept(out):
         if name == "none":
             continue
         variant = SpatialClapModel.from_pretrained(out / "variants" / name / "model")
-        pretrained = SeldNetForSoundEventLocalization.from_pretrained(out / "pretrain" / encoder / "model").seldnet
-        for tower, reference in ((variant.spatial_model, pretrained), (variant.source_model, none.source_model)):
+        stage1 = SeldNetForSoundEventLocalization.from_pretrained(out / "pretrain" / encoder / "model")
+        assert variant.spatial_readout is not None, name
+        kept = ((variant.spatial_model, stage1.seldnet), (variant.spatial_readout.doa_head, stage1.doa_head),
+                (variant.source_model, none.source_model))
+        for tower, reference in kept:
             expected = reference.state_dict()
             for key, value in tower.state_dict().items():
                 assert torch.equal(value, expected[key]), (name, key)
