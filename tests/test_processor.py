@@ -56,6 +56,17 @@ def test_truncation_start_and_seeded_random(extractor):
     np.testing.assert_array_equal(crops[0][0].numpy(), clip[:, offset : offset + 16000])
 
 
+def test_cutting_a_longer_clip_is_logged(extractor):
+    logger = hf_logging.get_logger(fe_module.__name__)
+    type(logger).warning_once.cache_clear()
+    with CaptureLogger(logger) as captured:
+        extractor(_clip(16000), sampling_rate=16000)  # exactly max_length_s: nothing cut
+    assert "is cut" not in captured.out
+    with CaptureLogger(logger) as captured:
+        extractor(_clip(20000), sampling_rate=16000)
+    assert "Audio of 1.25 s is longer than this model's max_length_s=1.0 s; it is cut to 1.0 s" in captured.out
+
+
 def test_resampling_is_logged_and_changes_length(extractor):
     logger = hf_logging.get_logger(fe_module.__name__)
     type(logger).warning_once.cache_clear()  # the message is logged once per process and rate

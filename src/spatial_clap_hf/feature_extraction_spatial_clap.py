@@ -169,6 +169,11 @@ class SpatialClapFeatureExtractor(SequenceFeatureExtractor):
         samples = clip.shape[1]
         mask = np.zeros(target, dtype=np.int64)
         if samples >= target:
+            if samples > target:
+                logger.warning_once(
+                    f"Audio of {samples / self.sampling_rate:.2f} s is longer than this model's max_length_s="
+                    f"{self.max_length_s} s; it is cut to {self.max_length_s} s (truncation={truncation!r})."
+                )
             start = 0 if truncation == "start" else int(self._rng.integers(0, samples - target + 1))
             mask[:] = 1
             return clip[:, start : start + target], mask

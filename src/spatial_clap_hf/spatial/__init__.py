@@ -28,5 +28,7 @@ from .spatializer import (
     mix,
     permutations_of,
     permuted_mixtures,
+    seld_frame_targets,
     seld_targets,
+    source_activity,
 )

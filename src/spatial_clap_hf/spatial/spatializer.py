@@ -244,7 +244,9 @@ def seld_frame_targets(
     out_doa = clip_doa[:, None, :].repeat(1, frames, 1)
     for b, (labels, azimuths, act) in enumerate(zip(label_indices, azimuths_deg, activity)):
         if act.shape != (len(labels), frames):
-            raise ValueError(f"Sample {b}: activity must be (sources, frames) = {(len(labels), frames)}, got {tuple(act.shape)}.")
+            raise ValueError(
+                f"Sample {b}: activity must be (sources, frames) = {(len(labels), frames)}, got {tuple(act.shape)}."
+            )
         for source_labels, azimuth, source_act in zip(labels, azimuths, act.float().cpu()):
             for k in source_labels:
                 new = (source_act > 0) & (out_activity[b, :, k] == 0)

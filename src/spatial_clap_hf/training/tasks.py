@@ -27,8 +27,7 @@ from ..model_presets import get_config
 from ..modeling_seldnet import SeldNetForSoundEventLocalization
 from ..modeling_spatial_clap import SpatialClapModel, load_stage1_spatial
 from ..processing_spatial_clap import SpatialClapProcessor
-from ..spatial import Spatializer, neutral_prompts
-from ..spatial.spatializer import source_activity
+from ..spatial import Spatializer, neutral_prompts, source_activity
 from ..spatial.conventions import DEFAULT_PHRASES
 from ..tokenization_utils import train_caption_tokenizer
 from .clips import ClipBatch
@@ -99,7 +98,10 @@ class SpatialPretrainingTask:
         else:
             spatial = _unwrap(model).config
             clip_activity = source_activity(
-                batch.clips, n_fft=spatial.n_fft, hop_length=spatial.hop_length, threshold_db=self.config.seld_frame_activity_db
+                batch.clips,
+                n_fft=spatial.n_fft,
+                hop_length=spatial.hop_length,
+                threshold_db=self.config.seld_frame_activity_db,
             )
             activity, doa = scene_batch.seld_frame_targets(batch.labels, len(self.class_names), clip_activity)
         out = model(input_values=scene_batch.waveforms, sed_labels=activity, doa_labels=doa)
