@@ -12,7 +12,7 @@ def _toy_settings() -> QuickstartSettings:
         n_train=34, n_validation=17, n_test=34, rooms_per_split=1, azimuth_step_deg=30, rir_workers=1,
         n_doa=10, n_doa_val=10, n_assignment2=6, n_assignment3=6, n_retrieval=10,
         spatial={"seld": {**steps, "seld_frame_activity_db": -30.0}, "doa": dict(steps)}, contrastive=dict(steps),
-        spatial_variant={"optim.max_steps": 2, "batch.direction_twins": 2},
+        spatial_variant={"optim.max_steps": 2, "batch.direction_twins": 2, "save_every": 1},
     )
 
 
@@ -41,8 +41,17 @@ def test_quickstart_writes_report_figure_and_loadable_model_deterministically(tm
     assert again == report
     assert capsys.readouterr().out.count("reusing") == 6
 
-    # A run from nothing with the same seed gives the same report.
+    # A run whose last model is missing resumes that training from its last checkpoint.
+    import shutil
+
+    shutil.rmtree(tmp_path / "variants" / "seld_scl" / "model")
+    assert run_quickstart(tmp_path, _toy_settings()) == report
+    out = capsys.readouterr().out
+    assert "resuming from" in out and str(tmp_path / "variants" / "seld_scl" / "checkpoints") in out
+
+    # A run from nothing with the same seed gives the same report, and has nothing to resume.
     assert run_quickstart(tmp_path / "fresh", _toy_settings()) == report
+    assert "resuming" not in capsys.readouterr().out
 
 
 def _assert_frozen_towers_kept(out):

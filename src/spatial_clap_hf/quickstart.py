@@ -27,7 +27,7 @@ from typing import Any, Callable
 from .data.eval_sets import build_eval_sets
 from .data.synthetic import make_synthetic_corpus
 from .spatial.rir_bank import RirBank, RirBankConfig
-from .training import load_config, train
+from .training import latest_checkpoint, load_config, train
 
 __all__ = ["QuickstartSettings", "VARIANTS", "run_quickstart"]
 
@@ -155,7 +155,10 @@ def _train(settings: QuickstartSettings, output_dir: Path, values: dict[str, Any
         "log_with": [],
     }
     config = load_config(None, {**base, **values})
-    result = train(config, resume=True)
+    checkpoint = latest_checkpoint(output_dir)
+    if checkpoint is not None:
+        print(f"   resuming from {checkpoint}")
+    result = train(config, resume=checkpoint is not None)
     if result.model_dir is None:
         raise RuntimeError(f"Training in {output_dir} was interrupted; run the quickstart again to resume it.")
     return result.model_dir
