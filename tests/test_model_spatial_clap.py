@@ -158,6 +158,12 @@ def test_spatial_readout_widens_the_fusion_and_needs_the_stage1_heads():
     with torch.no_grad():
         out = model.eval().get_audio_features(make_stereo(2, 1.0, delays=[3, -3]))
     assert out.last_hidden_state.shape[-1] == model.fusion.linear1.in_features
+    # The readout enters the fusion standardised per clip, and it is the heads' map: it follows them.
+    readout = out.last_hidden_state[:, -6 * spatial.num_classes :]
+    torch.testing.assert_close(readout.mean(-1), torch.zeros(2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(readout.var(-1, unbiased=False), torch.ones(2), atol=1e-3, rtol=0)
+    expected = model.spatial_readout(out.spatial_model_output)
+    torch.testing.assert_close(readout, torch.nn.functional.layer_norm(expected, expected.shape[-1:]))
     with pytest.raises(ValueError, match="spatial_readout_bins"):
         get_config("tiny", spatial_readout_bins=1)
 

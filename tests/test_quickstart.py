@@ -1,6 +1,7 @@
 """The quickstart pipeline end to end at toy size (the real sizes run in `make quickstart`)."""
 
 import json
+import shutil
 
 from spatial_clap_hf.evaluation.report import validate_report
 from spatial_clap_hf.quickstart import VARIANTS, QuickstartSettings, run_quickstart
@@ -42,8 +43,6 @@ def test_quickstart_writes_report_figure_and_loadable_model_deterministically(tm
     assert capsys.readouterr().out.count("reusing") == 6
 
     # A run whose last model is missing resumes that training from its last checkpoint.
-    import shutil
-
     shutil.rmtree(tmp_path / "variants" / "seld_scl" / "model")
     assert run_quickstart(tmp_path, _toy_settings()) == report
     out = capsys.readouterr().out

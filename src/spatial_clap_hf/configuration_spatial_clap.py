@@ -50,8 +50,9 @@ class SpatialClapConfig(PreTrainedConfig):
             the tokenizer).
         spatial_readout_bins (`int`, defaults to 0): 0 (the paper) feeds the fusion MLP z_sp only;
             ``n >= 2`` also feeds it the spatial encoder's pretraining heads read out as a class ×
-            direction map with ``n`` direction bins (`SeldReadout`): which sound is where, in a
-            form the fusion can use directly. The heads come with the stage-1 checkpoint.
+            direction map with ``n`` direction bins (`SeldReadout`), standardised over its cells
+            (zero mean, unit variance per clip): which sound is where, in a form the fusion can use
+            directly. The heads come with the stage-1 checkpoint.
         fusion_hidden_size (`int`, defaults to 512): hidden width of the fusion MLP.
         projection_dim (`int`, defaults to 512): width of the joint embedding space.
         logit_scale_init_value (`float`, defaults to 1/0.07): initial logit scale; the model stores
