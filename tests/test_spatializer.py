@@ -146,6 +146,34 @@ def test_seld_frame_targets_follow_each_sources_activity():
     assert doa[1, 0, 0] == pytest.approx(30.0) and doa[1, 1, 0] == pytest.approx(10.0)
     with pytest.raises(ValueError, match="sources, frames"):
         seld_frame_targets([[[1]]], [[0.0]], [torch.ones(2, 4)], 3)
+    # The same as one (batch, sources, frames) tensor; a one-source sample ignores its padding row.
+    padded = torch.stack([act0, act1])
+    again = seld_frame_targets([[[1], [2]], [[0], [0]]], [[30.0, -60.0], [150.0, 10.0]], padded, 3)
+    for got, want in zip(again, (activity, doa)):
+        torch.testing.assert_close(got, want)
+    single, _ = seld_frame_targets([[[1]]], [[0.0]], torch.tensor([[[1.0, 0, 0, 0], [1, 1, 1, 1]]]), 3)
+    assert single[0, :, 1].tolist() == [1, 0, 0, 0]
+
+
+def test_spatial_batch_frame_targets_gather_each_samples_sources(bank):
+    clips = torch.zeros(4, 3000)
+    for i in range(4):
+        clips[i, 500 * i : 500 * i + 1200] = torch.randn(1200)  # each clip sounds in its own frames
+    batch = Spatializer(bank, "train", seed=0)(clips, [0, 1, 2, 3], ["a", "b", "c", "d"], num_single=2)
+    assert batch.sources == [(0,), (1,), (2, 3)]
+    clip_activity = source_activity(clips, n_fft=512, hop_length=256)
+    labels = [[0], [1], [2], [0, 1]]
+    got = batch.seld_frame_targets(labels, 3, clip_activity)
+    want = seld_frame_targets(
+        [[labels[i] for i in s] for s in batch.sources],
+        batch.azimuths_deg,
+        [clip_activity[list(s)] for s in batch.sources],
+        3,
+    )
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+    # the single-source samples carry only their own clip's frames
+    assert got[0][0, :, 0].tolist() == clip_activity[0].tolist() and got[0][0, :, 1:].sum() == 0
 
 
 def test_pairing_is_seeded_per_clip_and_epoch():

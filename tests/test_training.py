@@ -129,7 +129,11 @@ def test_frame_level_seld_targets_and_a_readout_of_the_frozen_heads(resources, t
         _config(resources, tmp_path / "seld", stage="spatial", seld_frame_activity_db=-30.0, **{"optim.max_steps": 2}),
         show_progress=False,
     )
-    assert np.isfinite(seld.last_loss)
+    clip_level = train(
+        _config(resources, tmp_path / "seld_clip", stage="spatial", **{"optim.max_steps": 2}), show_progress=False
+    )
+    # Same seed, same batches: only the targets differ, and so does the loss.
+    assert np.isfinite(seld.last_loss) and abs(seld.last_loss - clip_level.last_loss) > 1e-4
     config = _config(
         resources,
         tmp_path / "clap",

@@ -208,6 +208,19 @@ class SeldHead(nn.Module):
         return self.out_proj(self.activation(self.dense(hidden_states)))
 
 
+def apply_heads(
+    sed_head: nn.Module | None, doa_head: nn.Module, encoder_output: SeldNetModelOutput, per_class: bool
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """SED logits ``(batch, frames, num_classes)`` (None without a SED head) and the DoA in units
+    of ``DOA_SCALE_DEG`` (tanh, in [−1, 1]): per class and frame ``(batch, frames, num_classes)``
+    with ``per_class``, else one per clip from the pooled features ``(batch,)``."""
+    frames = encoder_output.last_hidden_state
+    sed_logits = sed_head(frames) if sed_head is not None else None
+    if per_class:
+        return sed_logits, torch.tanh(doa_head(frames))
+    return sed_logits, torch.tanh(doa_head(encoder_output.pooler_output)).squeeze(-1)
+
+
 def direction_bins(doa_deg: torch.Tensor, num_bins: int) -> torch.Tensor:
     """Soft one-hot of folded azimuths ``(...)`` in degrees over ``num_bins`` evenly spaced bin
     centres from −90° to 90° (linear interpolation between the two nearest centres): ``(..., num_bins)``,
@@ -247,13 +260,11 @@ class SeldReadout(nn.Module):
         self.doa_head.load_state_dict(model.doa_head.state_dict())
 
     def forward(self, encoder_output: SeldNetModelOutput) -> torch.Tensor:
+        sed_logits, doa_unit = apply_heads(self.sed_head, self.doa_head, encoder_output, self.per_class)
+        bins = direction_bins(DOA_SCALE_DEG * doa_unit, self.num_bins)
         if not self.per_class:
-            doa_deg = DOA_SCALE_DEG * torch.tanh(self.doa_head(encoder_output.pooler_output)).squeeze(-1)
-            return direction_bins(doa_deg, self.num_bins)
-        frames = encoder_output.last_hidden_state
-        activity = torch.sigmoid(self.sed_head(frames))  # (B, T, K)
-        doa_deg = DOA_SCALE_DEG * torch.tanh(self.doa_head(frames))  # (B, T, K)
-        cells = activity[..., None] * direction_bins(doa_deg, self.num_bins)  # (B, T, K, bins)
+            return bins
+        cells = torch.sigmoid(sed_logits)[..., None] * bins  # (B, T, K, bins)
         return masked_time_mean(cells.flatten(2), encoder_output.frame_mask)
 
 
@@ -302,11 +313,7 @@ class SeldNetForSoundEventLocalization(SeldNetPreTrainedModel):
         base = self.seldnet(input_values, attention_mask=attention_mask, return_dict=True)
         frames = base.last_hidden_state
         frame_mask = base.frame_mask
-        sed_logits = self.sed_head(frames) if self.sed_head is not None else None
-        if self.config.doa_mode == "per_class":
-            doa_unit = torch.tanh(self.doa_head(frames))  # (B, T, K)
-        else:
-            doa_unit = torch.tanh(self.doa_head(base.pooler_output)).squeeze(-1)  # (B,)
+        sed_logits, doa_unit = apply_heads(self.sed_head, self.doa_head, base, self.config.doa_mode == "per_class")
 
         sed_loss = doa_loss = loss = None
         if sed_labels is not None:

@@ -228,31 +228,47 @@ def source_activity(
 def seld_frame_targets(
     label_indices: Sequence[Sequence[Sequence[int]]],
     azimuths_deg: Sequence[Sequence[float]],
-    activity: Sequence[torch.Tensor],
+    activity: Sequence[torch.Tensor] | torch.Tensor,
     num_classes: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Frame-level SELD targets for static sources.
 
-    As `seld_targets`, with ``activity[b]`` (n_sources_b, frames) the frame activity of each
-    source of sample b (`source_activity`). Returns ``activity`` and ``doa`` (B, frames,
-    num_classes): a class is active in the frames where a source holding it is, and its DoA
-    there is that source's folded azimuth (the earlier source wins where two share a class).
+    As `seld_targets`, with ``activity`` the frame activity of every source
+    (`source_activity`): a list whose item b is (n_sources_b, frames), or one tensor
+    (B, max_sources, frames) whose rows past a sample's sources are ignored. Returns
+    ``activity`` and ``doa`` (B, frames, num_classes) on the activity's device: a class is
+    active in the frames where a source holding it is, and its DoA there is that source's
+    folded azimuth (the earlier source wins where two share a class; elsewhere the clip-level
+    DoA of `seld_targets`).
     """
+    if not isinstance(activity, torch.Tensor):
+        for b, (labels, act) in enumerate(zip(label_indices, activity)):
+            if act.dim() != 2 or act.shape[0] != len(labels):
+                raise ValueError(
+                    f"Sample {b}: activity must be (sources, frames) with {len(labels)} sources, got {tuple(act.shape)}."
+                )
+        activity = torch.nn.utils.rnn.pad_sequence([a.float() for a in activity], batch_first=True)
+    sources = max((len(labels) for labels in label_indices), default=0)
+    if activity.dim() != 3 or activity.shape[0] != len(label_indices) or activity.shape[1] < sources:
+        raise ValueError(
+            f"activity must be (batch, sources, frames) with batch {len(label_indices)} and at least {sources} sources, "
+            f"got {tuple(activity.shape)}."
+        )
     clip_activity, clip_doa = seld_targets(label_indices, azimuths_deg, num_classes)
-    frames = activity[0].shape[-1] if len(activity) else 0
-    out_activity = torch.zeros(len(label_indices), frames, num_classes)
-    out_doa = clip_doa[:, None, :].repeat(1, frames, 1)
-    for b, (labels, azimuths, act) in enumerate(zip(label_indices, azimuths_deg, activity)):
-        if act.shape != (len(labels), frames):
-            raise ValueError(
-                f"Sample {b}: activity must be (sources, frames) = {(len(labels), frames)}, got {tuple(act.shape)}."
-            )
-        for source_labels, azimuth, source_act in zip(labels, azimuths, act.float().cpu()):
-            for k in source_labels:
-                new = (source_act > 0) & (out_activity[b, :, k] == 0)
-                out_activity[b, new, k] = 1.0
-                out_doa[b, new, k] = float(fold_azimuth(float(azimuth)))
-    return out_activity, out_doa
+    # Which classes each source holds, and its folded azimuth: (B, S, K) and (B, S).
+    holds = np.zeros((len(label_indices), activity.shape[1], num_classes), dtype=np.float32)
+    folded = np.zeros(holds.shape[:2], dtype=np.float32)
+    for b, (labels, azimuths) in enumerate(zip(label_indices, azimuths_deg)):
+        for i, (source_labels, azimuth) in enumerate(zip(labels, azimuths)):
+            holds[b, i, list(source_labels)] = 1.0
+            folded[b, i] = fold_azimuth(float(azimuth))
+    device = activity.device
+    heard = (activity.float()[..., None] > 0) & (torch.from_numpy(holds).to(device)[:, :, None, :] > 0)  # (B, S, T, K)
+    first = heard & (heard.cumsum(dim=1) == 1)
+    out_activity = heard.any(dim=1)
+    source_doa = (first.float() * torch.from_numpy(folded).to(device)[:, :, None, None]).sum(dim=1)
+    out_doa = torch.where(out_activity, source_doa, clip_doa.to(device)[:, None, :])
+    return out_activity.float(), out_doa
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,7 +413,9 @@ class SpatialBatch:
         """(activity, doa), each (B, frames, num_classes); ``clip_activity`` (N, frames) the frame
         activity of every clip of the batch (`source_activity`)."""
         labels = [[clip_label_indices[i] for i in srcs] for srcs in self.sources]
-        activity = [clip_activity[list(srcs)] for srcs in self.sources]
+        width = max(len(srcs) for srcs in self.sources)
+        index = torch.tensor([list(srcs) + [srcs[0]] * (width - len(srcs)) for srcs in self.sources])
+        activity = clip_activity[index.to(clip_activity.device)]  # (B, sources, frames); padding rows hold no class
         out = seld_frame_targets(labels, self.azimuths_deg, activity, num_classes)
         return tuple(t.to(self.waveforms.device) for t in out)
 
