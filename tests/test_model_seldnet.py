@@ -4,6 +4,7 @@ from transformers import AutoModel, AutoModelForAudioFrameClassification
 
 from conftest import make_stereo
 from spatial_clap_hf import SeldNetConfig, SeldNetForSoundEventLocalization, SeldNetModel
+from spatial_clap_hf.modeling_seldnet import SeldConvBlock
 
 
 @pytest.mark.parametrize("input_features", ["mag_phase", "mag_ipd"])
@@ -27,6 +28,26 @@ def test_channels_last_gives_same_features(tiny_seldnet_config):
         model.config.channels_last = False
         plain = model(x).last_hidden_state
     assert torch.allclose(fast, plain, atol=1e-5)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_conv_block_equals_conv_norm_relu_pool_in_that_order(training):
+    """The block pools before the ReLU and folds an eval-mode BatchNorm into the conv; both are
+    exact rewrites of conv → BatchNorm → ReLU → max-pool, in either mode (with trained BN stats)."""
+    torch.manual_seed(0)
+    block = SeldConvBlock(3, 8, frequency_pool=4, dropout=0.0)
+    with torch.no_grad():
+        block.norm.running_mean.uniform_(-1.0, 1.0)
+        block.norm.running_var.uniform_(0.5, 2.0)
+        block.norm.weight.uniform_(-1.5, 1.5)  # negative scales too: max and an affine map do not commute
+        block.norm.bias.uniform_(-0.5, 0.5)
+    block.train(training)
+    x = torch.randn(2, 3, 5, 16)
+    with torch.no_grad():
+        expected = block.pool(block.activation(block.norm(block.conv(x))))
+        got = block(x)
+    assert got.shape == (2, 8, 5, 4)
+    assert torch.allclose(got, expected, atol=1e-5)
 
 
 def test_attention_mask_restricts_pooling(tiny_seldnet_config):

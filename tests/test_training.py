@@ -261,3 +261,24 @@ def test_preloaded_clips_equal_decoded_on_demand(resources):
         torch.testing.assert_close(a[1], b[1], rtol=0, atol=0)
     # 1.5 s from 1 s clips: repeat-padded, as CLAP pads.
     torch.testing.assert_close(cached[0][1][16000:], cached[0][1][:8000], rtol=0, atol=0)
+
+
+def test_preloaded_split_is_decoded_once_per_process(resources, tmp_path):
+    """A second dataset over the same saved split, length and rate reuses the decoded clips; another
+    clip length, or another copy of the corpus on disk, decodes its own."""
+    import shutil
+
+    from spatial_clap_hf.data import load_corpus
+    from spatial_clap_hf.training.clips import ClipDataset, class_names_of
+
+    corpus = load_corpus(resources / "corpus")
+    names = class_names_of(resources / "corpus", corpus["train"])
+    make = lambda split, seconds: ClipDataset(split, names, clip_seconds=seconds, sample_rate=16000, preload=True)  # noqa: E731
+    first, again = make(corpus["train"], 1.0), make(load_corpus(resources / "corpus")["train"], 1.0)
+    assert again._clips.data_ptr() == first._clips.data_ptr()
+    longer = make(corpus["train"], 1.5)
+    assert longer._clips.shape[1] == 24000 and longer._clips.data_ptr() != first._clips.data_ptr()
+    shutil.copytree(resources / "corpus", tmp_path / "copy")
+    copy = make(load_corpus(tmp_path / "copy")["train"], 1.0)
+    assert copy._clips.data_ptr() != first._clips.data_ptr()
+    torch.testing.assert_close(copy._clips, first._clips, rtol=0, atol=0)

@@ -66,7 +66,9 @@ class SpatialClapConfig(PreTrainedConfig):
             and hop of the log-mel in samples at ``source_sample_rate``.
         mel_fmin (`float`, defaults to 50.0), mel_fmax (`float`, defaults to 14000.0): mel range in Hz.
         mel_float64 (`bool`, defaults to `True`): compute the log-mel STFT in float64, as
-            ``ClapFeatureExtractor`` does (same cost on CPU; set False on GPUs with slow float64).
+            ``ClapFeatureExtractor`` does. False computes it in float32: a few 1e-3 dB off in bands
+            ~90 dB below the peak, and several times cheaper on CPU (``benchmarks/bench_frontends.py``)
+            and on GPUs with slow float64; right for models trained from scratch.
         initializer_range (`float`, defaults to 0.02): std of the normal init of the fusion and
             projection layers.
     """
