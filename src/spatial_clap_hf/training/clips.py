@@ -51,7 +51,7 @@ class ClipDataset(torch.utils.data.Dataset):
     model's training step at batch 32; ``preload`` decodes the whole split once into memory
     instead (``"auto"``: when it takes at most ``PRELOAD_LIMIT_BYTES``). The decoded split is
     kept for the process's next dataset over the same split, length and rate (the quickstart
-    trains seven models on one split in one process).
+    trains six models on one split in one process).
     """
 
     PRELOAD_LIMIT_BYTES = 2 * 1024**3
