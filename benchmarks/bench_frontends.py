@@ -13,8 +13,6 @@ Run:  python benchmarks/bench_frontends.py [--preset tiny | --quickstart] [--bat
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from typing import Callable
 
 import torch
@@ -22,6 +20,8 @@ import torch
 from spatial_clap_hf import SeldNetModel, get_config
 from spatial_clap_hf.frontend_spatial_clap import SourceFrontend
 from spatial_clap_hf.quickstart import QuickstartSettings
+
+from _timing import median_seconds
 
 
 def parse_args() -> argparse.Namespace:
@@ -35,13 +35,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    return 1000 * median_seconds(fn, repeats)
 
 
 def plain_blocks(model: SeldNetModel, features: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,6 @@ Run:  python benchmarks/bench_spatialization.py [--clips 32 --clip-seconds 10 --
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 
@@ -24,6 +23,8 @@ import torch
 from spatial_clap_hf.spatial.rir_bank import RirBank, RirBankConfig, simulate_rirs
 from spatial_clap_hf.spatial.rooms import split_rooms
 from spatial_clap_hf.spatial.spatializer import convolve
+
+from _timing import median_seconds
 
 
 def parse_args() -> argparse.Namespace:
@@ -39,16 +40,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--azimuth-step", type=int, default=10, help="azimuth step in degrees (default 10)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
-
-
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench_convolution(args: argparse.Namespace) -> None:
@@ -76,8 +67,8 @@ def bench_convolution(args: argparse.Namespace) -> None:
             scipy.signal.fftconvolve(clips[i][None], rirs[i], axes=-1)[:, :samples]
 
     audio_seconds = args.clips * args.clip_seconds
-    t_torch = _median_seconds(torch_batched, args.repeats)
-    t_scipy = _median_seconds(scipy_per_clip, args.repeats)
+    t_torch = median_seconds(torch_batched, args.repeats)
+    t_scipy = median_seconds(scipy_per_clip, args.repeats)
     print(
         f"[convolution] {args.clips} clips x {args.clip_seconds:g} s at {args.sample_rate} Hz, "
         f"stereo RIRs of {length} samples, torch threads={torch.get_num_threads()}, device={device}"

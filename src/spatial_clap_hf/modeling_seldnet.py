@@ -139,7 +139,7 @@ class SeldConvBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if self.training or self.norm.running_var is None:
+        if self.training:
             normed = self.norm(self.conv(hidden_states))
         else:
             normed = nn.functional.conv2d(hidden_states, *self._folded_conv(), padding=self.conv.padding)
@@ -148,13 +148,8 @@ class SeldConvBlock(nn.Module):
     def _folded_conv(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Weight and bias of the convolution with the eval-mode BatchNorm folded in."""
         norm = self.norm
-        scale = torch.rsqrt(norm.running_var + norm.eps)
-        if norm.weight is not None:
-            scale = scale * norm.weight
-        bias = self.conv.bias if self.conv.bias is not None else torch.zeros_like(norm.running_mean)
-        bias = (bias - norm.running_mean) * scale
-        if norm.bias is not None:
-            bias = bias + norm.bias
+        scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+        bias = (self.conv.bias - norm.running_mean) * scale + norm.bias
         return self.conv.weight * scale[:, None, None, None], bias
 
 
