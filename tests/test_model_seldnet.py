@@ -250,8 +250,12 @@ def test_readout_is_the_heads_predictions_as_a_class_direction_map(tiny_seldnet_
     mask[1, 6000:] = 0
     with torch.no_grad():
         out = stage1(x, attention_mask=mask)
-        got = readout(stage1.seldnet(x, attention_mask=mask))
-    assert got.shape == (2, tiny_seldnet_config.readout_size(5))
+        encoded = stage1.seldnet(x, attention_mask=mask)
+        got = readout.class_direction_map(encoded)
+        features = readout(encoded)
+    assert got.shape == features.shape == (2, tiny_seldnet_config.readout_size(5))
+    # What the fusion reads is the map standardised per clip.
+    torch.testing.assert_close(features, torch.nn.functional.layer_norm(got, got.shape[-1:]))
     if doa_mode == "single":
         torch.testing.assert_close(got, direction_bins(out.doa_deg, 5))
         return
@@ -263,3 +267,35 @@ def test_readout_is_the_heads_predictions_as_a_class_direction_map(tiny_seldnet_
     other = SeldNetConfig(**{**tiny_seldnet_config.to_dict(), "doa_mode": "single"})
     with pytest.raises(ValueError, match="doa_mode"):
         readout.load_heads(SeldNetForSoundEventLocalization(other))
+
+
+@pytest.mark.parametrize("doa_mode", ["per_class", "single"])
+def test_readout_mean_doa_is_the_activity_weighted_mean_azimuth_and_its_square(tiny_seldnet_config, doa_mode):
+    from spatial_clap_hf.modeling_seldnet import DOA_SCALE_DEG, SeldReadout
+
+    torch.manual_seed(0)
+    tiny_seldnet_config.doa_mode = doa_mode
+    stage1 = SeldNetForSoundEventLocalization(tiny_seldnet_config).eval()
+    plain, with_doa = SeldReadout(tiny_seldnet_config, 5), SeldReadout(tiny_seldnet_config, 5, mean_doa=True)
+    plain.load_heads(stage1)
+    with_doa.load_heads(stage1)
+    x = make_stereo(2, 1.0, delays=[3, -3])
+    mask = torch.ones(2, 16000, dtype=torch.long)
+    mask[1, 6000:] = 0
+    with torch.no_grad():
+        out = stage1(x, attention_mask=mask)
+        encoded = stage1.seldnet(x, attention_mask=mask)
+        features, map_only = with_doa(encoded), plain(encoded)
+    groups = tiny_seldnet_config.num_classes if doa_mode == "per_class" else 1
+    assert features.shape == (2, tiny_seldnet_config.readout_size(5, mean_doa=True)) == (2, groups * 7)
+    torch.testing.assert_close(features[:, : groups * 5], map_only)
+    mean, square = features[:, groups * 5 : groups * 6], features[:, groups * 6 :]
+    torch.testing.assert_close(square, mean**2)
+    if doa_mode == "single":
+        torch.testing.assert_close(DOA_SCALE_DEG * mean[:, 0], out.doa_deg)
+        return
+    probs = torch.sigmoid(out.sed_logits)
+    for b in range(2):  # padded frames of clip 1 are left out
+        valid = out.frame_mask[b]
+        expected = (probs[b, valid] * out.doa_deg[b, valid]).sum(0) / probs[b, valid].sum(0) / DOA_SCALE_DEG
+        torch.testing.assert_close(mean[b], expected, rtol=1e-5, atol=1e-6)

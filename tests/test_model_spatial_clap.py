@@ -162,10 +162,25 @@ def test_spatial_readout_widens_the_fusion_and_needs_the_stage1_heads():
     readout = out.last_hidden_state[:, -6 * spatial.num_classes :]
     torch.testing.assert_close(readout.mean(-1), torch.zeros(2), atol=1e-5, rtol=0)
     torch.testing.assert_close(readout.var(-1, unbiased=False), torch.ones(2), atol=1e-3, rtol=0)
-    expected = model.spatial_readout(out.spatial_model_output)
+    expected = model.spatial_readout.class_direction_map(out.spatial_model_output)
     torch.testing.assert_close(readout, torch.nn.functional.layer_norm(expected, expected.shape[-1:]))
     with pytest.raises(ValueError, match="spatial_readout_bins"):
         get_config("tiny", spatial_readout_bins=1)
+
+
+def test_readout_mean_doa_adds_two_features_per_class_after_the_map():
+    model = create_model("tiny", spatial_readout_bins=6, spatial_readout_mean_doa=True).eval()
+    spatial = model.config.spatial_config
+    assert model.config.spatial_hidden_size == spatial.output_size + 8 * spatial.num_classes
+    assert model.fusion.linear1.in_features == model.config.source_hidden_size + model.config.spatial_hidden_size
+    with torch.no_grad():
+        out = model.get_audio_features(make_stereo(2, 1.0, delays=[3, -3]))
+    tail = out.last_hidden_state[:, -8 * spatial.num_classes :]
+    torch.testing.assert_close(tail, model.spatial_readout(out.spatial_model_output))
+    mean = tail[:, -2 * spatial.num_classes : -spatial.num_classes]
+    assert mean.abs().max() <= 1.0  # units of 90 degrees
+    with pytest.raises(ValueError, match="spatial_readout_bins >= 2"):
+        get_config("tiny", spatial_readout_mean_doa=True)
 
 
 def test_any_text_encoder_config():

@@ -149,10 +149,12 @@ class SeldNetConfig(PreTrainedConfig):
             bins //= pool
         return bins
 
-    def readout_size(self, num_bins: int) -> int:
-        """Width of `SeldReadout`'s class × direction map with ``num_bins`` direction bins
-        (``num_classes * num_bins`` for ``doa_mode="per_class"``, ``num_bins`` for ``"single"``)."""
-        return num_bins * (self.num_classes if self.doa_mode == "per_class" else 1)
+    def readout_size(self, num_bins: int, mean_doa: bool = False) -> int:
+        """Width of `SeldReadout`'s features: the class × direction map with ``num_bins`` direction
+        bins (``num_classes * num_bins`` for ``doa_mode="per_class"``, ``num_bins`` for ``"single"``),
+        plus with ``mean_doa`` the mean DoA and its square per class (per clip for ``"single"``)."""
+        groups = self.num_classes if self.doa_mode == "per_class" else 1
+        return groups * (num_bins + (2 if mean_doa else 0))
 
     @property
     def output_size(self) -> int:

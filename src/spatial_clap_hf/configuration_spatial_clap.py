@@ -53,6 +53,10 @@ class SpatialClapConfig(PreTrainedConfig):
             direction map with ``n`` direction bins (`SeldReadout`), standardised over its cells
             (zero mean, unit variance per clip): which sound is where, in a form the fusion can use
             directly. The heads come with the stage-1 checkpoint.
+        spatial_readout_mean_doa (`bool`, defaults to `False`): with a readout, also feed the fusion
+            each class's mean predicted DoA (frames weighted by the class's activity; in units of
+            90°) and its square, so that the distance to a caption's direction is linear in the
+            features (see `SeldReadout`).
         fusion_hidden_size (`int`, defaults to 512): hidden width of the fusion MLP.
         projection_dim (`int`, defaults to 512): width of the joint embedding space.
         logit_scale_init_value (`float`, defaults to 1/0.07): initial logit scale; the model stores
@@ -87,6 +91,7 @@ class SpatialClapConfig(PreTrainedConfig):
     text_pooling: str = "mean"
     text_sentence_separator_id: int | None = None
     spatial_readout_bins: int = 0
+    spatial_readout_mean_doa: bool = False
     fusion_hidden_size: int = 512
     projection_dim: int = 512
     logit_scale_init_value: float = 1 / 0.07
@@ -124,6 +129,11 @@ class SpatialClapConfig(PreTrainedConfig):
         if self.spatial_readout_bins < 0 or self.spatial_readout_bins == 1:
             raise ValueError(
                 f"SpatialClapConfig.spatial_readout_bins must be 0 (no readout) or >= 2, got {self.spatial_readout_bins}."
+            )
+        if self.spatial_readout_mean_doa and not self.spatial_readout_bins:
+            raise ValueError(
+                "SpatialClapConfig.spatial_readout_mean_doa=True extends the readout; set spatial_readout_bins >= 2 too "
+                "(or spatial_readout_mean_doa=False)."
             )
         if self.spatial_config is not None and self.spatial_config.sample_rate != self.sample_rate:
             raise ValueError(
@@ -184,7 +194,7 @@ class SpatialClapConfig(PreTrainedConfig):
         """Width of the spatial heads' readout fed to the fusion (0 without readout)."""
         if self.spatial_config is None or not self.spatial_readout_bins:
             return 0
-        return self.spatial_config.readout_size(self.spatial_readout_bins)
+        return self.spatial_config.readout_size(self.spatial_readout_bins, self.spatial_readout_mean_doa)
 
 
 __all__ = ["SpatialClapConfig"]

@@ -250,20 +250,30 @@ def direction_bins(doa_deg: torch.Tensor, num_bins: int) -> torch.Tensor:
 
 
 class SeldReadout(nn.Module):
-    """The SELD pretraining heads' predictions as features: a class × direction map.
+    """The SELD pretraining heads' predictions as fusion features.
 
-    ``doa_mode="per_class"``: for every frame, class k's activity probability spreads over the
-    direction bins of its predicted azimuth; the map is the mean over valid frames,
-    ``(batch, num_classes * num_bins)``. It states which sound is where in a form a linear
-    layer can read, while the time-mean of the frame features (z_sp) mixes the sources.
-    ``doa_mode="single"``: the direction bins of the clip's one predicted azimuth, ``(batch, num_bins)``.
+    ``class_direction_map``: ``doa_mode="per_class"``: for every frame, class k's activity
+    probability spreads over the direction bins of its predicted azimuth; the map is the mean
+    over valid frames, ``(batch, num_classes * num_bins)``. It states which sound is where in a
+    form a linear layer can read, while the time-mean of the frame features (z_sp) mixes the
+    sources. ``doa_mode="single"``: the direction bins of the clip's one predicted azimuth,
+    ``(batch, num_bins)``.
+
+    ``forward`` gives what the fusion reads: the map standardised over its cells (zero mean,
+    unit variance per clip: it holds class activities, mostly near 0), then with ``mean_doa``
+    the mean predicted DoA d in units of ``DOA_SCALE_DEG`` (per class, frames weighted by the
+    class's activity probability; per clip for ``"single"``) and d². With d and d², the squared
+    distance (d − θ)² to a caption's direction θ is linear in the features; the map alone scores
+    a direction by bin overlap, which is flat beyond one bin width.
+    Width: ``config.readout_size(num_bins, mean_doa)``.
     The heads are those of `SeldNetForSoundEventLocalization` (load them with ``load_heads``).
     """
 
-    def __init__(self, config: SeldNetConfig, num_bins: int):
+    def __init__(self, config: SeldNetConfig, num_bins: int, mean_doa: bool = False):
         super().__init__()
         self.per_class = config.doa_mode == "per_class"
         self.num_bins = num_bins
+        self.mean_doa = mean_doa
         width = config.output_size
         self.sed_head = SeldHead(width, config.head_hidden_size, config.num_classes) if self.per_class else None
         self.doa_head = SeldHead(width, config.head_hidden_size, config.num_classes if self.per_class else 1)
@@ -276,13 +286,36 @@ class SeldReadout(nn.Module):
             self.sed_head.load_state_dict(model.sed_head.state_dict())
         self.doa_head.load_state_dict(model.doa_head.state_dict())
 
-    def forward(self, encoder_output: SeldNetModelOutput) -> torch.Tensor:
+    def _predictions(self, encoder_output: SeldNetModelOutput) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Activity probabilities ``(batch, frames, num_classes)`` (None for ``"single"``) and DoA
+        in units of ``DOA_SCALE_DEG``: ``(batch, frames, num_classes)``, or ``(batch,)`` for ``"single"``."""
         sed_logits, doa_unit = apply_heads(self.sed_head, self.doa_head, encoder_output, self.per_class)
-        bins = direction_bins(DOA_SCALE_DEG * doa_unit, self.num_bins)
-        if not self.per_class:
+        return (torch.sigmoid(sed_logits) if sed_logits is not None else None), doa_unit
+
+    @staticmethod
+    def _map(probs: torch.Tensor | None, doa_unit: torch.Tensor, num_bins: int, frame_mask: torch.Tensor) -> torch.Tensor:
+        bins = direction_bins(DOA_SCALE_DEG * doa_unit, num_bins)
+        if probs is None:
             return bins
-        cells = torch.sigmoid(sed_logits)[..., None] * bins  # (B, T, K, bins)
-        return masked_time_mean(cells.flatten(2), encoder_output.frame_mask)
+        return masked_time_mean((probs[..., None] * bins).flatten(2), frame_mask)  # cells (B, T, K, bins)
+
+    def class_direction_map(self, encoder_output: SeldNetModelOutput) -> torch.Tensor:
+        """The raw class × direction map ``(batch, num_classes * num_bins)`` (``(batch, num_bins)`` for ``"single"``)."""
+        probs, doa_unit = self._predictions(encoder_output)
+        return self._map(probs, doa_unit, self.num_bins, encoder_output.frame_mask)
+
+    def forward(self, encoder_output: SeldNetModelOutput) -> torch.Tensor:
+        probs, doa_unit = self._predictions(encoder_output)
+        cells = self._map(probs, doa_unit, self.num_bins, encoder_output.frame_mask)
+        features = [nn.functional.layer_norm(cells, cells.shape[-1:])]
+        if self.mean_doa:
+            if probs is None:
+                mean = doa_unit[:, None]
+            else:
+                weights = probs * encoder_output.frame_mask[..., None].to(probs.dtype)
+                mean = (weights * doa_unit).sum(1) / weights.sum(1).clamp_min(1e-4)
+            features += [mean, mean * mean]
+        return torch.cat(features, dim=-1)
 
 
 class SeldNetForSoundEventLocalization(SeldNetPreTrainedModel):

@@ -191,7 +191,9 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
         self.source_model = ClapAudioModel(config.source_config)
         self.spatial_model = SeldNetModel(config.spatial_config) if config.spatial_encoder != "none" else None
         self.spatial_readout = (
-            SeldReadout(config.spatial_config, config.spatial_readout_bins) if config.spatial_readout_size else None
+            SeldReadout(config.spatial_config, config.spatial_readout_bins, mean_doa=config.spatial_readout_mean_doa)
+            if config.spatial_readout_size
+            else None
         )
         fused = config.source_hidden_size + config.spatial_hidden_size
         self.fusion = ProjectionMLP(fused, config.fusion_hidden_size, config.projection_dim)
@@ -260,10 +262,7 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
             spatial_out = self.spatial_model(input_values, attention_mask=attention_mask, return_dict=True)
             parts.append(spatial_out.pooler_output)
             if self.spatial_readout is not None:
-                # Standardised over its cells: the map holds class activities, mostly near 0
-                # (rms ≈ 0.08 against ≈ 0.5 for z_src and z_sp), and the fusion barely read it raw.
-                readout = self.spatial_readout(spatial_out)
-                parts.append(F.layer_norm(readout, readout.shape[-1:]))
+                parts.append(self.spatial_readout(spatial_out))
         fused = torch.cat(parts, dim=-1)
         embeds = F.normalize(self.fusion(fused), dim=-1)
         output = SpatialClapAudioOutput(
