@@ -236,21 +236,27 @@ def test_direction_bins_interpolate_between_neighbouring_centres():
         direction_bins(torch.zeros(1), 1)
 
 
-@pytest.mark.parametrize("doa_mode", ["per_class", "single"])
-def test_readout_is_the_heads_predictions_as_a_class_direction_map(tiny_seldnet_config, doa_mode):
-    from spatial_clap_hf.modeling_seldnet import SeldReadout, direction_bins
-
+def _stage1_on_two_clips(config: SeldNetConfig, doa_mode: str):
+    """A random stage-1 model of ``doa_mode`` and, for two 1 s stereo clips (the second padded
+    after 6000 samples), its outputs and its encoder's outputs."""
     torch.manual_seed(0)
-    tiny_seldnet_config.doa_mode = doa_mode
-    stage1 = SeldNetForSoundEventLocalization(tiny_seldnet_config).eval()
-    readout = SeldReadout(tiny_seldnet_config, num_bins=5)
-    readout.load_heads(stage1)
+    config.doa_mode = doa_mode
+    stage1 = SeldNetForSoundEventLocalization(config).eval()
     x = make_stereo(2, 1.0, delays=[3, -3])
     mask = torch.ones(2, 16000, dtype=torch.long)
     mask[1, 6000:] = 0
     with torch.no_grad():
-        out = stage1(x, attention_mask=mask)
-        encoded = stage1.seldnet(x, attention_mask=mask)
+        return stage1, stage1(x, attention_mask=mask), stage1.seldnet(x, attention_mask=mask)
+
+
+@pytest.mark.parametrize("doa_mode", ["per_class", "single"])
+def test_readout_is_the_heads_predictions_as_a_class_direction_map(tiny_seldnet_config, doa_mode):
+    from spatial_clap_hf.modeling_seldnet import SeldReadout, direction_bins
+
+    stage1, out, encoded = _stage1_on_two_clips(tiny_seldnet_config, doa_mode)
+    readout = SeldReadout(tiny_seldnet_config, num_bins=5)
+    readout.load_heads(stage1)
+    with torch.no_grad():
         got = readout.class_direction_map(encoded)
         features = readout(encoded)
     assert got.shape == features.shape == (2, tiny_seldnet_config.readout_size(5))
@@ -273,18 +279,11 @@ def test_readout_is_the_heads_predictions_as_a_class_direction_map(tiny_seldnet_
 def test_readout_mean_doa_is_the_activity_weighted_mean_azimuth_and_its_square(tiny_seldnet_config, doa_mode):
     from spatial_clap_hf.modeling_seldnet import DOA_SCALE_DEG, SeldReadout
 
-    torch.manual_seed(0)
-    tiny_seldnet_config.doa_mode = doa_mode
-    stage1 = SeldNetForSoundEventLocalization(tiny_seldnet_config).eval()
+    stage1, out, encoded = _stage1_on_two_clips(tiny_seldnet_config, doa_mode)
     plain, with_doa = SeldReadout(tiny_seldnet_config, 5), SeldReadout(tiny_seldnet_config, 5, mean_doa=True)
     plain.load_heads(stage1)
     with_doa.load_heads(stage1)
-    x = make_stereo(2, 1.0, delays=[3, -3])
-    mask = torch.ones(2, 16000, dtype=torch.long)
-    mask[1, 6000:] = 0
     with torch.no_grad():
-        out = stage1(x, attention_mask=mask)
-        encoded = stage1.seldnet(x, attention_mask=mask)
         features, map_only = with_doa(encoded), plain(encoded)
     groups = tiny_seldnet_config.num_classes if doa_mode == "per_class" else 1
     assert features.shape == (2, tiny_seldnet_config.readout_size(5, mean_doa=True)) == (2, groups * 7)

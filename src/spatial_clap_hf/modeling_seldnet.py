@@ -292,21 +292,19 @@ class SeldReadout(nn.Module):
         sed_logits, doa_unit = apply_heads(self.sed_head, self.doa_head, encoder_output, self.per_class)
         return (torch.sigmoid(sed_logits) if sed_logits is not None else None), doa_unit
 
-    @staticmethod
-    def _map(probs: torch.Tensor | None, doa_unit: torch.Tensor, num_bins: int, frame_mask: torch.Tensor) -> torch.Tensor:
-        bins = direction_bins(DOA_SCALE_DEG * doa_unit, num_bins)
+    def _map(self, probs: torch.Tensor | None, doa_unit: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        bins = direction_bins(DOA_SCALE_DEG * doa_unit, self.num_bins)
         if probs is None:
             return bins
         return masked_time_mean((probs[..., None] * bins).flatten(2), frame_mask)  # cells (B, T, K, bins)
 
     def class_direction_map(self, encoder_output: SeldNetModelOutput) -> torch.Tensor:
         """The raw class × direction map ``(batch, num_classes * num_bins)`` (``(batch, num_bins)`` for ``"single"``)."""
-        probs, doa_unit = self._predictions(encoder_output)
-        return self._map(probs, doa_unit, self.num_bins, encoder_output.frame_mask)
+        return self._map(*self._predictions(encoder_output), encoder_output.frame_mask)
 
     def forward(self, encoder_output: SeldNetModelOutput) -> torch.Tensor:
         probs, doa_unit = self._predictions(encoder_output)
-        cells = self._map(probs, doa_unit, self.num_bins, encoder_output.frame_mask)
+        cells = self._map(probs, doa_unit, encoder_output.frame_mask)
         features = [nn.functional.layer_norm(cells, cells.shape[-1:])]
         if self.mean_doa:
             if probs is None:
