@@ -76,6 +76,14 @@ def test_resampling_is_logged_and_changes_length(extractor):
     assert int(out["attention_mask"][0].sum()) == 8000
 
 
+def test_a_silent_clip_is_logged(extractor):
+    logger = hf_logging.get_logger(fe_module.__name__)
+    with CaptureLogger(logger) as captured:
+        extractor([_clip(16000), np.zeros((2, 16000), dtype=np.float32)], sampling_rate=16000)
+    assert "Clip 1 is silent (every sample is 0)" in captured.out
+    assert "Clip 0" not in captured.out
+
+
 @pytest.mark.parametrize(
     "audio, kwargs, error, match",
     [

@@ -149,6 +149,11 @@ class SpatialClapFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(f"Clip {index} is empty (0 samples); drop it or pass real audio.")
         if not np.isfinite(clip).all():
             raise ValueError(f"Clip {index} contains NaN or Inf samples; clean the audio before feature extraction.")
+        if not clip.any():
+            logger.warning(
+                f"Clip {index} is silent (every sample is 0): its embedding describes no sound, and its label and "
+                "direction scores carry no information."
+            )
 
     # ------------------------------------------------------------ resampling
     def _resample(self, clip: np.ndarray, sampling_rate: int) -> np.ndarray:
