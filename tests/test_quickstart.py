@@ -3,6 +3,8 @@
 import json
 import shutil
 
+import pytest
+
 from spatial_clap_hf.evaluation.report import validate_report
 from spatial_clap_hf.quickstart import VARIANTS, QuickstartSettings, run_quickstart
 
@@ -51,6 +53,27 @@ def test_quickstart_writes_report_figure_and_loadable_model_deterministically(tm
     # A run from nothing with the same seed gives the same report, and has nothing to resume.
     assert run_quickstart(tmp_path / "fresh", _toy_settings()) == report
     assert "resuming" not in capsys.readouterr().out
+
+
+def test_trainings_are_listed_after_the_ones_they_start_from(tmp_path):
+    from spatial_clap_hf.quickstart import _trainings
+
+    trainings = _trainings(QuickstartSettings(), tmp_path, {})
+    keys = [t.key for t in trainings]
+    assert len(set(keys)) == len(keys) == 6
+    assert set(keys) >= set(VARIANTS)
+    for index, training in enumerate(trainings):
+        assert set(training.after) <= set(keys[:index]), training.key
+    # the critical path first: SELD pretraining, then SELD+SCL ahead of the other variants
+    assert keys[0] == "pretrain_seld" and keys.index("seld_scl") < keys.index("seld")
+
+
+def test_a_training_waiting_for_an_unlisted_one_is_an_error(tmp_path):
+    from spatial_clap_hf.quickstart import _run_trainings, _Training
+
+    orphan = _Training("seld_scl", "SELD+SCL", tmp_path / "seld_scl", {}, after=("pretrain_seld",))
+    with pytest.raises(ValueError, match="not listed before them"):
+        _run_trainings(QuickstartSettings(), [orphan], [])
 
 
 def _assert_frozen_towers_kept(out):

@@ -171,8 +171,19 @@ def _flat_hparams(config: TrainConfig) -> dict:
     return flat
 
 
-def train(config: TrainConfig, *, resume: bool = False, show_progress: bool = True) -> TrainResult:
-    """Run one training stage as described by ``config``; see the module docstring."""
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    show_progress: bool = True,
+    progress_label: str | None = None,
+    progress_position: int | None = None,
+) -> TrainResult:
+    """Run one training stage as described by ``config``; see the module docstring.
+
+    ``progress_label`` names the progress bar (default: the stage and objective) and
+    ``progress_position`` puts it on its own terminal line (for trainings run side by side).
+    """
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(
@@ -225,9 +236,10 @@ def train(config: TrainConfig, *, resume: bool = False, show_progress: bool = Tr
     bar = tqdm(
         total=total_steps,
         initial=step,
-        desc=f"{config.stage} ({config.objective if config.stage == 'spatial' else 'contrastive'})",
+        desc=progress_label or f"{config.stage} ({config.objective if config.stage == 'spatial' else 'contrastive'})",
         disable=not (show_progress and accelerator.is_local_main_process),
         dynamic_ncols=True,
+        position=progress_position,
     )
     last_loss = None
     interrupted = False
