@@ -142,8 +142,9 @@ class QuickstartSettings:
     # Eight single-source clips per batch also appear at a second direction: the pairs only
     # direction tells apart (SELD+SCL, validation rooms: zero-shot DoA 73 → 78.5 %).
     # Stage 2 is compute-bound: SELD+SCL on validation rooms (128-d, mean-DoA readout), 800 → 1600
-    # steps: assignment 78.5 → 83 %, three-source 32 → 40 %. With two trainings side by side, 1100
-    # steps per spatial variant fit the 15 minutes (700 did one training at a time).
+    # steps: assignment 78.5 → 83 %, three-source 32 → 40 %. With the trainings side by side
+    # (parallel_trainings), 1100 steps per spatial variant fit the 15 minutes (700 did one
+    # training at a time).
     spatial_variant: dict[str, Any] = field(
         default_factory=lambda: {"optim.max_steps": 1100, "batch.direction_twins": 8}
     )
@@ -211,11 +212,17 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _existing_model(training: _Training) -> Path | None:
+    """The training's model directory if an earlier run finished it."""
+    model_dir = training.output_dir / "model"
+    return model_dir if (model_dir / "config.json").is_file() else None
+
+
 def _announce(training: _Training) -> Path | None:
     """Print the training's title and what it starts from; its model directory if it already exists."""
     print(f"\n== {training.title}", flush=True)
-    model_dir = training.output_dir / "model"
-    if (model_dir / "config.json").is_file():
+    model_dir = _existing_model(training)
+    if model_dir is not None:
         print(f"   reusing {model_dir}", flush=True)
         return model_dir
     checkpoint = latest_checkpoint(training.output_dir)
@@ -250,7 +257,9 @@ def _run_trainings(settings: QuickstartSettings, trainings: list[_Training], log
             ready = [t for t in pending if all(key in done for key in t.after)]
             if not ready and not running:
                 raise ValueError(f"Trainings {[t.key for t in pending]} wait for trainings that are not listed before them.")
-            for training in ready[: len(free_slots)]:
+            for training in ready:
+                if not free_slots and _existing_model(training) is None:
+                    continue
                 pending.remove(training)
                 start = time.perf_counter()
                 reused = _announce(training)
