@@ -1,5 +1,6 @@
 """The quickstart pipeline end to end at toy size (the real sizes run in `make quickstart`)."""
 
+import dataclasses
 import json
 import shutil
 
@@ -53,6 +54,10 @@ def test_quickstart_writes_report_figure_and_loadable_model_deterministically(tm
     # A run from nothing with the same seed gives the same report, and has nothing to resume.
     assert run_quickstart(tmp_path / "fresh", _toy_settings()) == report
     assert "resuming" not in capsys.readouterr().out
+
+    # The trainings one after the other in this process compute the same as side by side.
+    sequential = dataclasses.replace(_toy_settings(), parallel_trainings=1)
+    assert run_quickstart(tmp_path / "sequential", sequential) == report
 
 
 def test_trainings_are_listed_after_the_ones_they_start_from(tmp_path):

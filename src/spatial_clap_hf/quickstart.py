@@ -77,7 +77,8 @@ class QuickstartSettings:
     # time keep both cores busy where the order of the trainings leaves one waiting (two at a
     # time, the last variant ran alone on one core for its last 200 s: 14 min 35 s in all).
     # With one thread each, a training computes the same whatever runs beside it. 1 runs them
-    # one after the other in this process (with its threads).
+    # one after the other in this process, with the same threads, so the results do not depend
+    # on parallel_trainings.
     parallel_trainings: int = 3
     threads_per_training: int = 1
     n_doa: int = 400
@@ -206,10 +207,13 @@ def _train(settings: QuickstartSettings, training: _Training, position: int | No
     return result.model_dir
 
 
-def _init_worker(threads: int) -> None:
+def _set_threads(threads: int) -> int:
+    """Set torch's intra-op threads in this process; returns the previous count."""
     import torch
 
+    previous = torch.get_num_threads()
     torch.set_num_threads(threads)
+    return previous
 
 
 def _existing_model(training: _Training) -> Path | None:
@@ -234,23 +238,28 @@ def _announce(training: _Training) -> Path | None:
 def _run_trainings(settings: QuickstartSettings, trainings: list[_Training], log: list[dict]) -> dict[str, Path]:
     """Run ``trainings`` (listed so that each comes after those it needs); returns key → model dir.
 
-    With ``settings.parallel_trainings`` > 1 they run in that many spawned worker processes of
-    ``settings.threads_per_training`` torch threads, each as soon as its ``after`` trainings are
-    done, earlier-listed first; otherwise one after the other in this process.
+    Each runs with ``settings.threads_per_training`` torch threads. With
+    ``settings.parallel_trainings`` > 1 they run in that many spawned worker processes, each as
+    soon as its ``after`` trainings are done, earlier-listed first; otherwise one after the other
+    in this process.
     """
     done: dict[str, Path] = {}
     if settings.parallel_trainings <= 1:
-        for training in trainings:
-            start = time.perf_counter()
-            done[training.key] = _announce(training) or _train(settings, training)
-            _done(training.title, start, log)
+        previous = _set_threads(settings.threads_per_training)
+        try:
+            for training in trainings:
+                start = time.perf_counter()
+                done[training.key] = _announce(training) or _train(settings, training)
+                _done(training.title, start, log)
+        finally:
+            _set_threads(previous)
         return done
     pending = list(trainings)
     running: dict[Future, tuple[_Training, float, int]] = {}
     free_slots = list(range(settings.parallel_trainings))
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        settings.parallel_trainings, mp_context=context, initializer=_init_worker,
+        settings.parallel_trainings, mp_context=context, initializer=_set_threads,
         initargs=(settings.threads_per_training,),
     ) as pool:
         while pending or running:
@@ -322,7 +331,12 @@ def _trainings(settings: QuickstartSettings, out: Path, data: dict[str, str]) ->
 
 
 def run_quickstart(output_dir: str | Path, settings: QuickstartSettings | None = None) -> dict:
-    """Run the quickstart into ``output_dir``; returns the evaluation report (report.json's dict)."""
+    """Run the quickstart into ``output_dir``; returns the evaluation report (report.json's dict).
+
+    With ``settings.parallel_trainings`` > 1 the trainings run in spawned worker processes, which
+    import the calling script again: call this under ``if __name__ == "__main__":`` in a script
+    (the ``spatial-clap quickstart`` command does).
+    """
     from .evaluation import run_evaluation  # evaluation is only needed at the end
 
     settings = settings or QuickstartSettings()
