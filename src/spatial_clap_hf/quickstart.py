@@ -11,7 +11,7 @@
    and ``<output_dir>/model``: the SELD+SCL model with its processor.
 
 Every step reuses what an earlier (or interrupted) run already finished in ``output_dir``.
-The six trainings run in worker processes of one thread each, three at a time, each as soon as
+The six trainings run in worker processes of one thread each, two at a time, each as soon as
 the trainings it starts from are done (one-thread trainings side by side get more done on a
 2-core CPU than one two-thread training after the other).
 """
@@ -73,13 +73,14 @@ class QuickstartSettings:
     azimuth_step_deg: int = 5
     rir_workers: int = 2
     # Trainings run side by side, and torch threads each. 60 SELD+SCL steps: one two-thread run
-    # 22 s; two one-thread runs side by side 26-27 s each, about 1.6x the throughput. Three at a
-    # time keep both cores busy where the order of the trainings leaves one waiting (two at a
-    # time, the last variant ran alone on one core for its last 200 s: 14 min 35 s in all).
-    # With one thread each, a training computes the same whatever runs beside it. 1 runs them
-    # one after the other in this process, with the same threads, so the results do not depend
-    # on parallel_trainings.
-    parallel_trainings: int = 3
+    # 22 s; two one-thread runs side by side 26-27 s each, about 1.6x the throughput. Two at a
+    # time, the SELD pretraining (which SELD and SELD+SCL wait for) shares the CPU with one
+    # training rather than two: 12 min 53 s in all, against 14 min 25 s three at a time (with
+    # 600 SELD steps three at a time had been faster, 13 min 24 s against 14 min 35 s).
+    # With one thread each, a training computes the same whatever runs beside it (both runs
+    # wrote the same report byte for byte). 1 runs them one after the other in this process,
+    # with the same threads, so the results do not depend on parallel_trainings.
+    parallel_trainings: int = 2
     threads_per_training: int = 1
     n_doa: int = 400
     n_doa_val: int = 200
@@ -126,14 +127,16 @@ class QuickstartSettings:
             "mel_float64": False,
         }
     )
-    # SELD pretraining gets three times the DoA pretraining's steps: classes and per-class
-    # direction share the small encoder (validation rooms, 300 → 600 steps: single-source DoA
-    # class 78 → 89 %, SED 29 → 60 %); one direction per clip is learnt faster. Its targets are
+    # SELD pretraining gets seven times the DoA pretraining's steps: classes and per-class
+    # direction share the small encoder, and binding rests on its per-class direction where
+    # sources overlap (validation rooms, 600 → 1000 → 1400 steps: single-source SED 55 → 70 →
+    # 80.5 %; two-source scenes whose assignment the frozen heads get right with the true
+    # classes 80.5 → 86 → 90.5 %); one direction per clip is learnt faster. Its targets are
     # frame-level (a class counts as active, and its DoA is learnt, where its source is heard):
     # with the readout, SELD+SCL assignment 58.5 → 67 %.
     spatial: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {
-            "seld": {**_schedule(lr=2e-3, steps=600), "seld_frame_activity_db": -30.0},
+            "seld": {**_schedule(lr=2e-3, steps=1400), "seld_frame_activity_db": -30.0},
             "doa": _schedule(lr=2e-3, steps=200),
         }
     )
@@ -142,12 +145,12 @@ class QuickstartSettings:
     # learn direction and binding on top (content is kept, and compute goes to what is new).
     # Eight single-source clips per batch also appear at a second direction: the pairs only
     # direction tells apart (SELD+SCL, validation rooms: zero-shot DoA 73 → 78.5 %).
-    # Stage 2 is compute-bound: SELD+SCL on validation rooms (128-d, mean-DoA readout), 800 → 1600
-    # steps: assignment 78.5 → 83 %, three-source 32 → 40 %. With the trainings side by side
-    # (parallel_trainings), 1100 steps per spatial variant fit the 15 minutes (700 did one
-    # training at a time).
+    # Steps go where binding is learnt best: SELD+SCL on validation rooms (128-d, mean-DoA
+    # readout), assignment / three-source assignment / DoA: 600 SELD + 1100 stage-2 steps
+    # 82 / 33 / 92 %, 600 + 1300: 85.5 / 36 / 92.5 %, 1400 + 700: 84 / 40 / 92.5 % (the full
+    # run: 12 min 53 s, against 13 min 24 s for 600 + 1100).
     spatial_variant: dict[str, Any] = field(
-        default_factory=lambda: {"optim.max_steps": 1100, "batch.direction_twins": 8}
+        default_factory=lambda: {"optim.max_steps": 700, "batch.direction_twins": 8}
     )
     # Towers the spatial variants keep as they come: the pretrained spatial encoder (fine-tuning
     # it at the contrastive learning rate blurred its direction) and the mono model's source
