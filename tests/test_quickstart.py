@@ -73,12 +73,15 @@ def test_trainings_are_listed_after_the_ones_they_start_from(tmp_path):
     assert keys[0] == "pretrain_seld" and keys.index("seld_scl") < keys.index("seld")
 
 
-def test_a_training_waiting_for_an_unlisted_one_is_an_error(tmp_path):
+@pytest.mark.parametrize("parallel_trainings", [1, 2])
+def test_a_training_waiting_for_an_unlisted_one_is_an_error(tmp_path, parallel_trainings):
     from spatial_clap_hf.quickstart import _run_trainings, _Training
 
     orphan = _Training("seld_scl", "SELD+SCL", tmp_path / "seld_scl", {}, after=("pretrain_seld",))
-    with pytest.raises(ValueError, match="not listed before them"):
-        _run_trainings(QuickstartSettings(), [orphan], [])
+    settings = dataclasses.replace(QuickstartSettings(), parallel_trainings=parallel_trainings)
+    with pytest.raises(ValueError, match=r"'seld_scl' waits for \['pretrain_seld'\], which are not listed before it"):
+        _run_trainings(settings, [orphan], [])
+    assert not (tmp_path / "seld_scl").exists()  # nothing started
 
 
 def _assert_frozen_towers_kept(out):

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from .data.eval_sets import build_eval_sets
 from .data.synthetic import make_synthetic_corpus
 from .spatial.rir_bank import RirBank, RirBankConfig
@@ -212,8 +214,6 @@ def _train(settings: QuickstartSettings, training: _Training, position: int | No
 
 def _set_threads(threads: int) -> int:
     """Set torch's intra-op threads in this process; returns the previous count."""
-    import torch
-
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     return previous
@@ -246,6 +246,7 @@ def _run_trainings(settings: QuickstartSettings, trainings: list[_Training], log
     soon as its ``after`` trainings are done, earlier-listed first; otherwise one after the other
     in this process.
     """
+    _check_order(trainings)
     done: dict[str, Path] = {}
     if settings.parallel_trainings <= 1:
         previous = _set_threads(settings.threads_per_training)
@@ -267,8 +268,6 @@ def _run_trainings(settings: QuickstartSettings, trainings: list[_Training], log
     ) as pool:
         while pending or running:
             ready = [t for t in pending if all(key in done for key in t.after)]
-            if not ready and not running:
-                raise ValueError(f"Trainings {[t.key for t in pending]} wait for trainings that are not listed before them.")
             for training in ready:
                 if not free_slots and _existing_model(training) is None:
                     continue
@@ -290,6 +289,16 @@ def _run_trainings(settings: QuickstartSettings, trainings: list[_Training], log
                 free_slots.append(slot)
                 _done(training.title, start, log)
     return done
+
+
+def _check_order(trainings: list[_Training]) -> None:
+    """Raise if a training waits for one that is not listed before it (it would never start)."""
+    seen: set[str] = set()
+    for training in trainings:
+        missing = [key for key in training.after if key not in seen]
+        if missing:
+            raise ValueError(f"Training {training.key!r} waits for {missing}, which are not listed before it.")
+        seen.add(training.key)
 
 
 def _trainings(settings: QuickstartSettings, out: Path, data: dict[str, str]) -> list[_Training]:
