@@ -283,3 +283,19 @@ def test_tetrahedral_array_simulates_every_azimuth(tmp_path):
 
     stored = datasets.load_from_disk(str(tmp_path / "test"))
     assert sorted(stored["azimuth_deg"]) == [-180.0, -90.0, 0.0, 90.0]  # no symmetry shortcut: all simulated
+
+
+def test_rooms_can_be_capped_per_split(tmp_path):
+    config = RirBankConfig(max_rooms_per_split={"train": 2, "validation": 1}, azimuth_step_deg=90)
+    everything = RirBankConfig(azimuth_step_deg=90)
+    assert config.rooms("train") == everything.rooms("train")[:2]
+    assert config.rooms("val") == everything.rooms("val")[:1]
+    assert config.rooms("test") == everything.rooms("test")  # a split the mapping leaves out keeps all
+    assert RirBankConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert config.cache_key() != RirBankConfig(max_rooms_per_split={"train": 3, "val": 1}, azimuth_step_deg=90).cache_key()
+    bank = RirBank.build(tmp_path, config, splits=["train", "val"], num_workers=1, show_progress=False)
+    assert sorted(bank.rooms("train")) == sorted(r.room_id for r in config.rooms("train"))
+    assert len(bank.rooms("val")) == 1
+    for bad, message in ((0, "whole number"), ({"train": 0}, "whole number"), ({"tran": 3}, "Unknown split")):
+        with pytest.raises(ValueError, match=message):
+            RirBankConfig(max_rooms_per_split=bad)

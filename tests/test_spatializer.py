@@ -271,6 +271,26 @@ def test_direction_twins_place_one_clip_at_two_direction_classes(bank):
         spatializer.draw_scenes(ids, num_single=4, num_twins=5)
 
 
+
+def test_mixtures_of_two_and_three_sources_in_one_batch(bank):
+    spatializer = Spatializer(bank, "train", seed=0)
+    clips = torch.randn(7, 1500)
+    captions = [f"Sound {i}" for i in range(7)]
+    batch = spatializer(clips, list(range(7)), captions, epoch=1, num_single=2, num_sources=[2, 3], scl=True)
+    # two single-source scenes, the 2 assignments of (2, 3), the 6 of (4, 5, 6)
+    assert batch.sources == [(0,), (1,), (2, 3), (2, 3)] + [(4, 5, 6)] * 6
+    assert batch.scene_index.tolist() == [0, 1, 2, 2] + [3] * 6
+    three = range(4, 10)
+    assert sorted(batch.permutation[b] for b in three) == sorted(permutations_of(3))
+    assert len({batch.captions[b] for b in three}) == 6 and len({batch.captions_src[b] for b in three}) == 1
+    assert len({doa_class(az) for az in batch.azimuths_deg[4]}) == 3
+    for b in three:
+        rirs = [bank.get(batch.room_ids[b], az) for az in batch.azimuths_deg[b]]
+        ref = sum(_reference_conv(clips[i].numpy(), h) for i, h in zip(batch.sources[b], rirs)) / 3
+        assert _rel_err(batch.waveforms[b].numpy(), ref) <= 1e-5
+    with pytest.raises(ValueError, match=r"sizes \[2, 2\] must each be at least 1 and add up to the 5 clips"):
+        spatializer.draw_scenes(list(range(7)), num_single=2, num_sources=[2, 2])
+
 def test_spatializer_doa_batch_and_determinism(bank):
     a = Spatializer(bank, "train", seed=5)
     clips = torch.randn(4, 1000)

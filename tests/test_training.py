@@ -71,7 +71,7 @@ def test_contrastive_training_with_scl_exports_model_processor_and_card(resource
         resources,
         tmp_path / "clap",
         **{"model.spatial_model": str(seld.model_dir), "model.freeze_spatial": True, "batch.scl": True,
-           "optim.max_steps": 4, "log_with": ["tensorboard"], "log_every": 1},
+           "batch.n_mix3": 1, "optim.max_steps": 4, "log_with": ["tensorboard"], "log_every": 1},
     )
     result = train(config, show_progress=False)
     assert list((tmp_path / "clap").rglob("events.out.tfevents*")), "no TensorBoard event file"
@@ -92,6 +92,7 @@ def test_contrastive_training_with_scl_exports_model_processor_and_card(resource
 
     card = (result.model_dir / "README.md").read_text()
     assert "Spatial contrastive learning (swapped-direction hard negatives): **yes**" in card
+    assert "4 single-source, 2 two-source and 1 three-source scenes" in card
     inputs = processor(text=["A bell rings on the left side."], audio=[np.full((2, 16000), 0.01, np.float32)],
                        sampling_rate=16000, return_tensors="pt", padding=True)
     with torch.no_grad():
@@ -153,6 +154,12 @@ def test_frame_level_seld_targets_and_a_readout_of_the_frozen_heads(resources, t
 def test_spatial_encoder_without_checkpoint_is_a_clear_error(resources, tmp_path):
     with pytest.raises(ValueError, match="model.spatial_model"):
         train(_config(resources, tmp_path, **{"optim.max_steps": 1}), show_progress=False)
+
+
+def test_stage2_batch_options_are_refused_in_stage1(resources, tmp_path):
+    config = _config(resources, tmp_path, stage="spatial", **{"batch.n_mix3": 1, "optim.max_steps": 1})
+    with pytest.raises(ValueError, match="'batch.n_mix3': 1.*stage 2 only"):
+        train(config, show_progress=False)
 
 
 def test_unknown_config_key_is_rejected():

@@ -39,7 +39,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -103,19 +103,36 @@ def _az_key(azimuth_deg: float) -> int:
     return int(round(normalize_azimuth(azimuth_deg) * 1000.0)) % 360000
 
 
+def _room_caps(value: Any) -> int | tuple[tuple[str, int], ...] | None:
+    """``max_rooms_per_split`` as an int, None, or sorted (split, cap) pairs with canonical split names."""
+    if value is None:
+        return None
+    caps = dict(value) if isinstance(value, (Mapping, tuple, list)) else {None: value}
+    checked = {}
+    for split, cap in caps.items():
+        if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
+            raise ValueError(f"max_rooms_per_split must be a whole number ≥ 1 (or None), got {cap!r}.")
+        checked[None if split is None else canonical_split(split)] = int(cap)
+    if None in checked:
+        return checked[None]
+    return tuple(sorted(checked.items()))
+
+
 @dataclass(frozen=True)
 class RirBankConfig:
     """Everything that determines a bank's content (and hence its cache key).
 
     ``seed`` draws the room split (``rooms.split_rooms``); ``max_rooms_per_split`` keeps the
-    first N rooms of each split (None = all); ``azimuth_step_deg`` sets the azimuth grid
+    first N rooms of each split (None = all), or of the splits a mapping names (e.g.
+    ``{"train": 24, "validation": 6, "test": 6}``; a split it leaves out keeps all its rooms);
+    ``azimuth_step_deg`` sets the azimuth grid
     (whole degrees dividing 180; 1 = the paper's grid); ``mic_positions`` (num_mics, 3) metres
     relative to the array centre (default: the 0.15 m stereo pair, channel 0 at +y);
     ``dtype`` the storage type of the RIRs ("float32" or "float16"; lookups return float32).
     """
 
     seed: int = 0
-    max_rooms_per_split: int | None = None
+    max_rooms_per_split: int | tuple[tuple[str, int], ...] | None = None
     azimuth_step_deg: int = 1
     distance_m: float = 2.0
     elevation_deg: float = 0.0
@@ -137,8 +154,7 @@ class RirBankConfig:
             raise ValueError(f"dtype must be 'float32' or 'float16', got {self.dtype!r}.")
         if self.sample_rate <= 0:
             raise ValueError(f"sample_rate must be a positive number of Hz, got {self.sample_rate}.")
-        if self.max_rooms_per_split is not None and self.max_rooms_per_split < 1:
-            raise ValueError(f"max_rooms_per_split must be ≥ 1 or None, got {self.max_rooms_per_split}.")
+        object.__setattr__(self, "max_rooms_per_split", _room_caps(self.max_rooms_per_split))
         if not -90.0 <= self.elevation_deg <= 90.0:
             raise ValueError(f"elevation_deg must be in [−90, 90], got {self.elevation_deg}.")
 
@@ -162,13 +178,19 @@ class RirBankConfig:
 
     def rooms(self, split: str) -> list[RoomSpec]:
         """Rooms of ``split`` in this bank (the first ``max_rooms_per_split`` of the seeded split)."""
-        rooms = split_rooms(self.seed, dict(self.split_sizes))[canonical_split(split)]
-        return rooms[: self.max_rooms_per_split] if self.max_rooms_per_split else rooms
+        split = canonical_split(split)
+        rooms = split_rooms(self.seed, dict(self.split_sizes))[split]
+        cap = self.max_rooms_per_split
+        if isinstance(cap, tuple):
+            cap = dict(cap).get(split)
+        return rooms[:cap] if cap else rooms
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["mic_positions"] = [list(p) for p in self.mic_positions]
         data["split_sizes"] = dict(self.split_sizes)
+        if isinstance(self.max_rooms_per_split, tuple):
+            data["max_rooms_per_split"] = dict(self.max_rooms_per_split)
         return data
 
     @classmethod

@@ -284,6 +284,27 @@ def _stable_int(value: int | str) -> int:
     return int.from_bytes(digest, "little")
 
 
+def _mixture_sizes(n: int, num_single: int, num_sources: int | Sequence[int]) -> list[int]:
+    """Sizes of the mixtures that the ``n - num_single`` clips after the single-source ones form."""
+    rest = n - num_single
+    if not 0 <= num_single <= n:
+        raise ValueError(f"num_single={num_single} must lie in [0, {n}] for a batch of {n} clips.")
+    if isinstance(num_sources, (int, np.integer)):
+        if num_sources < 1 or rest % num_sources:
+            raise ValueError(
+                f"Cannot split {n} clips into {num_single} single-source scenes and mixtures of "
+                f"{num_sources}: the remaining {rest} clips must be a multiple of {num_sources}."
+            )
+        return [int(num_sources)] * (rest // num_sources)
+    sizes = [int(k) for k in num_sources]
+    if any(k < 1 for k in sizes) or sum(sizes) != rest:
+        raise ValueError(
+            f"Mixture sizes {sizes} must each be at least 1 and add up to the {rest} clips left after "
+            f"{num_single} single-source scenes (a batch of {n} clips)."
+        )
+    return sizes
+
+
 class PairingSampler:
     """Seeded assignment of (room_id, azimuth) RIRs to clips of one split.
 
@@ -485,25 +506,21 @@ class Spatializer:
         *,
         epoch: int = 0,
         num_single: int | None = None,
-        num_sources: int = 2,
+        num_sources: int | Sequence[int] = 2,
         num_twins: int = 0,
     ) -> list[Scene]:
         """Group a clip batch into scenes and draw their RIRs.
 
-        The first ``num_single`` clips (default: all) become single-source scenes; the rest are
-        taken ``num_sources`` at a time as mixtures (their count must divide evenly). The first
-        ``num_twins`` single-source clips are placed twice, at two directions of different DoA
-        classes in one room (consecutive scenes): the same sound whose only difference is where
-        it is, the single-source counterpart of a mixture's swapped assignments.
+        The first ``num_single`` clips (default: all) become single-source scenes; the rest
+        form mixtures: ``num_sources`` at a time (their count must divide evenly), or, given a
+        sequence of sizes, one mixture of each size in that order (e.g. ``[2, 2, 3]``). The
+        first ``num_twins`` single-source clips are placed twice, at two directions of different
+        DoA classes in one room (consecutive scenes): the same sound whose only difference is
+        where it is, the single-source counterpart of a mixture's swapped assignments.
         """
         n = len(clip_ids)
         num_single = n if num_single is None else num_single
-        rest = n - num_single
-        if not 0 <= num_single <= n or rest % num_sources:
-            raise ValueError(
-                f"Cannot split {n} clips into {num_single} single-source scenes and mixtures of "
-                f"{num_sources}: the remaining {rest} clips must be a multiple of {num_sources}."
-            )
+        sizes = _mixture_sizes(n, num_single, num_sources)
         if not 0 <= num_twins <= num_single:
             raise ValueError(f"num_twins={num_twins} must lie in [0, num_single={num_single}].")
         scenes = []
@@ -513,9 +530,11 @@ class Spatializer:
                 scenes += [Scene((i,), (keys[0],)), Scene((i,), (keys[1],))]
             else:
                 scenes.append(Scene((i,), tuple(self.pairing.scene([clip_ids[i]], epoch))))
-        for start in range(num_single, n, num_sources):
-            group = tuple(range(start, start + num_sources))
+        start = num_single
+        for size in sizes:
+            group = tuple(range(start, start + size))
             scenes.append(Scene(group, tuple(self.pairing.scene([clip_ids[i] for i in group], epoch))))
+            start += size
         return scenes
 
     def render(
@@ -588,7 +607,7 @@ class Spatializer:
         *,
         epoch: int = 0,
         num_single: int | None = None,
-        num_sources: int = 2,
+        num_sources: int | Sequence[int] = 2,
         scl: bool = False,
         num_twins: int = 0,
     ) -> SpatialBatch:

@@ -33,7 +33,9 @@ class DataConfig:
     ``corpus``: a saved source corpus (``save_to_disk`` DatasetDict with the
     SOURCE_FEATURES schema, e.g. the AudioCaps builder output); ``None`` builds the
     embedded synthetic corpus under ``<output_dir>/corpus`` with the ``synthetic_*`` sizes.
-    ``rirs``: an RIR-bank directory; built (train and val rooms only) when missing.
+    ``rirs``: an RIR-bank directory; built (train and val rooms only) when missing, with the
+    first ``rir_max_rooms`` rooms of each split (None: all), or per split given a mapping
+    (e.g. ``{train: 24, val: 6}``).
     """
 
     corpus: str | None = None
@@ -41,7 +43,7 @@ class DataConfig:
     synthetic_n_validation: int = 128
     synthetic_n_test: int = 128
     rirs: str | None = None
-    rir_max_rooms: int | None = None
+    rir_max_rooms: int | dict[str, int] | None = None
     rir_azimuth_step_deg: float = 1.0
     rir_num_workers: int = 2
     clip_seconds: float = 10.0
@@ -54,7 +56,8 @@ class BatchConfig:
     """Batch composition from mono clips (the paper: 16 single + 8 two-source from 32 clips).
 
     With ``scl`` every two-source mixture also appears with its sources' directions
-    swapped (all n! assignments), as its own sample with its own caption. ``direction_twins``
+    swapped (all n! assignments), as its own sample with its own caption; ``n_mix3``
+    three-source mixtures (stage 2 only) give six assignments each. ``direction_twins``
     of the single-source clips also appear a second time, at a direction of another DoA class
     in the same room (stage 2 only): in a batch of mostly different sounds, these are the
     pairs that only direction tells apart.
@@ -62,13 +65,19 @@ class BatchConfig:
 
     n_single: int = 16
     n_mix2: int = 8
+    n_mix3: int = 0
     scl: bool = False
     direction_twins: int = 0
 
     @property
     def mono_clips(self) -> int:
         """Mono clips drawn per process and step."""
-        return self.n_single + 2 * self.n_mix2
+        return self.n_single + 2 * self.n_mix2 + 3 * self.n_mix3
+
+    @property
+    def mixture_sizes(self) -> list[int]:
+        """Sources of each mixture of a batch, in order (after the single-source scenes)."""
+        return [2] * self.n_mix2 + [3] * self.n_mix3
 
 
 @dataclass

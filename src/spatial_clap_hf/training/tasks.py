@@ -55,6 +55,12 @@ class SpatialPretrainingTask:
         self.objective = config.objective
         if self.objective not in ("seld", "doa"):
             raise ValueError(f"objective must be 'seld' or 'doa', got {self.objective!r}.")
+        stage2_only = {"batch.n_mix3": config.batch.n_mix3, "batch.direction_twins": config.batch.direction_twins}
+        if any(stage2_only.values()):
+            raise ValueError(
+                f"{stage2_only} apply to stage 2 only; stage 1 forms its own scenes from batch.mono_clips. "
+                "Set them to 0 for the spatial pretraining."
+            )
         self.class_names = list(class_names)
         self.model = self._build_model()
         self.frozen: list[nn.Module] = []
@@ -217,7 +223,7 @@ class ContrastiveTask:
             batch.captions,
             epoch=epoch,
             num_single=self.batch.n_single,
-            num_sources=2,
+            num_sources=self.batch.mixture_sizes,
             scl=self.batch.scl,
             num_twins=self.batch.direction_twins,
         )
@@ -257,11 +263,14 @@ def describe_training(config: TrainConfig) -> str:
     mc, dc, bc, oc = config.model, config.data, config.batch, config.optim
     towers = mc.preset and f"preset `{mc.preset}`" or f"HTS-AT from `{mc.source_model}`, text tower from `{mc.text_model}`"
     corpus = f"`{dc.corpus}`" if dc.corpus else "the embedded synthetic corpus"
+    scenes = f"{bc.n_single} single-source and {bc.n_mix2} two-source"
+    if bc.n_mix3:
+        scenes = f"{bc.n_single} single-source, {bc.n_mix2} two-source and {bc.n_mix3} three-source"
     return (
         f"Contrastive training ({towers}; spatial encoder `{mc.spatial_encoder if mc.spatial_model else 'none'}`"
         f"{f' from `{mc.spatial_model}`' if mc.spatial_model else ''}) on {corpus}, spatialized with "
         f"simulated shoebox-room impulse responses ({dc.sample_rate} Hz, {dc.clip_seconds} s clips). "
-        f"Batches of {bc.n_single} single-source and {bc.n_mix2} two-source scenes per process"
+        f"Batches of {scenes} scenes per process"
         f"{', each mixture also with its directions swapped (spatial contrastive learning)' if bc.scl else ''}; "
         f"AdamW, learning rate {oc.lr}, {oc.warmup_steps} warm-up steps then cosine decay, "
         f"{oc.epochs} epochs{f' (at most {oc.max_steps} steps)' if oc.max_steps else ''}, seed {config.seed}."
