@@ -271,7 +271,6 @@ def test_direction_twins_place_one_clip_at_two_direction_classes(bank):
         spatializer.draw_scenes(ids, num_single=4, num_twins=5)
 
 
-
 def test_mixtures_of_two_and_three_sources_in_one_batch(bank):
     spatializer = Spatializer(bank, "train", seed=0)
     clips = torch.randn(7, 1500)
@@ -290,6 +289,7 @@ def test_mixtures_of_two_and_three_sources_in_one_batch(bank):
         assert _rel_err(batch.waveforms[b].numpy(), ref) <= 1e-5
     with pytest.raises(ValueError, match=r"sizes \[2, 2\] must each be at least 1 and add up to the 5 clips"):
         spatializer.draw_scenes(list(range(7)), num_single=2, num_sources=[2, 2])
+
 
 def test_spatializer_doa_batch_and_determinism(bank):
     a = Spatializer(bank, "train", seed=5)

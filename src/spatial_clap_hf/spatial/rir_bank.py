@@ -125,10 +125,10 @@ class RirBankConfig:
     ``seed`` draws the room split (``rooms.split_rooms``); ``max_rooms_per_split`` keeps the
     first N rooms of each split (None = all), or of the splits a mapping names (e.g.
     ``{"train": 24, "validation": 6, "test": 6}``; a split it leaves out keeps all its rooms);
-    ``azimuth_step_deg`` sets the azimuth grid
-    (whole degrees dividing 180; 1 = the paper's grid); ``mic_positions`` (num_mics, 3) metres
-    relative to the array centre (default: the 0.15 m stereo pair, channel 0 at +y);
-    ``dtype`` the storage type of the RIRs ("float32" or "float16"; lookups return float32).
+    ``azimuth_step_deg`` sets the azimuth grid (whole degrees dividing 180; 1 = the paper's
+    grid); ``mic_positions`` (num_mics, 3) metres relative to the array centre (default: the
+    0.15 m stereo pair, channel 0 at +y); ``dtype`` the storage type of the RIRs ("float32" or
+    "float16"; lookups return float32).
     """
 
     seed: int = 0
