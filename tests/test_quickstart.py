@@ -8,15 +8,17 @@ import pytest
 
 from spatial_clap_hf.evaluation.report import validate_report
 from spatial_clap_hf.quickstart import VARIANTS, QuickstartSettings, run_quickstart
+from spatial_clap_hf.spatial.rir_bank import RirBank
 
 
 def _toy_settings() -> QuickstartSettings:
     steps = {"batch.n_single": 4, "batch.n_mix2": 2, "optim.max_steps": 2, "optim.warmup_steps": 1}
     return QuickstartSettings(
-        n_train=34, n_validation=17, n_test=34, rooms_per_split=1, azimuth_step_deg=30, rir_workers=1,
+        n_train=34, n_validation=17, n_test=34, azimuth_step_deg=30, rir_workers=1,
+        rooms_per_split={"train": 2, "validation": 1, "test": 1},
         n_doa=10, n_doa_val=10, n_assignment2=6, n_assignment3=6, n_retrieval=10,
         spatial={"seld": {**steps, "seld_frame_activity_db": -30.0}, "doa": dict(steps)}, contrastive=dict(steps),
-        spatial_variant={"optim.max_steps": 2, "batch.direction_twins": 2, "save_every": 1},
+        spatial_variant={"optim.max_steps": 2, "batch.direction_twins": 2, "batch.n_mix3": 1, "save_every": 1},
     )
 
 
@@ -36,6 +38,9 @@ def test_quickstart_writes_report_figure_and_loadable_model_deterministically(tm
     AutoProcessor.from_pretrained(tmp_path / "model")
     assert (model.config.spatial_encoder, model.config.scl) == ("seld", True)
     _assert_frozen_towers_kept(tmp_path)
+    assert [len(RirBank.load(tmp_path / "rirs").rooms(s)) for s in ("train", "val", "test")] == [2, 1, 1]
+    scl_config = json.loads((tmp_path / "variants" / "seld_scl" / "model" / "training_config.json").read_text())
+    assert (scl_config["batch"]["n_mix3"], scl_config["batch"]["direction_twins"]) == (1, 2)
     stages = json.loads((tmp_path / "quickstart.json").read_text())["stages"]
     assert len(stages) == 10  # corpus, RIRs, eval sets, 2 pretrainings, 4 variants, evaluation
 

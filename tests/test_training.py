@@ -156,10 +156,11 @@ def test_spatial_encoder_without_checkpoint_is_a_clear_error(resources, tmp_path
         train(_config(resources, tmp_path, **{"optim.max_steps": 1}), show_progress=False)
 
 
-def test_stage2_batch_options_are_refused_in_stage1(resources, tmp_path):
-    config = _config(resources, tmp_path, stage="spatial", **{"batch.n_mix3": 1, "optim.max_steps": 1})
-    with pytest.raises(ValueError, match="'batch.n_mix3': 1.*stage 2 only"):
-        train(config, show_progress=False)
+@pytest.mark.parametrize("option", ["batch.n_mix3", "batch.direction_twins"])
+def test_stage2_batch_options_are_refused_in_stage1(option):
+    with pytest.raises(ValueError, match=f"'{option}': 1.*stage 2 only"):
+        load_config(RECIPES / "tiny.yaml", {"stage": "spatial", option: 1})
+    assert getattr(load_config(RECIPES / "tiny.yaml", {option: 1}).batch, option.split(".")[1]) == 1
 
 
 def test_unknown_config_key_is_rejected():

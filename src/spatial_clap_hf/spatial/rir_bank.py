@@ -103,19 +103,19 @@ def _az_key(azimuth_deg: float) -> int:
     return int(round(normalize_azimuth(azimuth_deg) * 1000.0)) % 360000
 
 
+def _room_cap(cap: Any) -> int:
+    if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
+        raise ValueError(f"max_rooms_per_split must be a whole number ≥ 1 (or None), got {cap!r}.")
+    return int(cap)
+
+
 def _room_caps(value: Any) -> int | tuple[tuple[str, int], ...] | None:
-    """``max_rooms_per_split`` as an int, None, or sorted (split, cap) pairs with canonical split names."""
+    """``max_rooms_per_split`` as None, an int, or sorted (split, cap) pairs with canonical split names."""
     if value is None:
         return None
-    caps = dict(value) if isinstance(value, (Mapping, tuple, list)) else {None: value}
-    checked = {}
-    for split, cap in caps.items():
-        if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
-            raise ValueError(f"max_rooms_per_split must be a whole number ≥ 1 (or None), got {cap!r}.")
-        checked[None if split is None else canonical_split(split)] = int(cap)
-    if None in checked:
-        return checked[None]
-    return tuple(sorted(checked.items()))
+    if isinstance(value, (Mapping, tuple, list)):
+        return tuple(sorted((canonical_split(split), _room_cap(cap)) for split, cap in dict(value).items()))
+    return _room_cap(value)
 
 
 @dataclass(frozen=True)

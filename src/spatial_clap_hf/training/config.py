@@ -138,6 +138,14 @@ class TrainConfig:
     log_with: list[str] = field(default_factory=lambda: ["tensorboard"])
     push_to_hub: str | None = None
 
+    def __post_init__(self) -> None:
+        stage2_only = {"batch.n_mix3": self.batch.n_mix3, "batch.direction_twins": self.batch.direction_twins}
+        if self.stage == "spatial" and any(stage2_only.values()):
+            raise ValueError(
+                f"{stage2_only} apply to stage 2 only; stage 1 forms its own scenes from batch.mono_clips. "
+                "Set them to 0 for the spatial pretraining."
+            )
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

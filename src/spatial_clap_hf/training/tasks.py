@@ -55,12 +55,6 @@ class SpatialPretrainingTask:
         self.objective = config.objective
         if self.objective not in ("seld", "doa"):
             raise ValueError(f"objective must be 'seld' or 'doa', got {self.objective!r}.")
-        stage2_only = {"batch.n_mix3": config.batch.n_mix3, "batch.direction_twins": config.batch.direction_twins}
-        if any(stage2_only.values()):
-            raise ValueError(
-                f"{stage2_only} apply to stage 2 only; stage 1 forms its own scenes from batch.mono_clips. "
-                "Set them to 0 for the spatial pretraining."
-            )
         self.class_names = list(class_names)
         self.model = self._build_model()
         self.frozen: list[nn.Module] = []
