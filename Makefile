@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: quickstart test setup clean
+.PHONY: quickstart test test-fast setup clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt scripts/setup_env.sh
 	bash scripts/setup_env.sh
@@ -15,6 +15,9 @@ quickstart: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
 
 clean:
 	rm -rf .venv runs

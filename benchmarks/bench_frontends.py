@@ -18,8 +18,8 @@ from typing import Callable
 import torch
 
 from spatial_clap_hf import SeldNetModel, get_config
-from spatial_clap_hf.frontend_spatial_clap import SourceFrontend
-from spatial_clap_hf.quickstart import QuickstartSettings
+from spatial_clap_hf.models.spatial_clap.frontend_spatial_clap import SourceFrontend
+from spatial_clap_hf.quickstart import load_recipe
 
 from _timing import median_seconds
 
@@ -59,9 +59,10 @@ def report(name: str, baseline_ms: float, ours_ms: float) -> None:
 def main() -> None:
     args = parse_args()
     torch.manual_seed(0)
-    overrides = dict(QuickstartSettings().model_overrides) if args.quickstart else {}
+    model_values = load_recipe().stage("seld_scl").values["model"] if args.quickstart else {}
+    overrides = dict(model_values.get("overrides", {}))
     overrides.pop("mel_float64", None)  # both precisions are timed below
-    preset = "tiny" if args.quickstart else args.preset
+    preset = model_values.get("preset", args.preset)
     config = get_config(preset, max_length_s=args.seconds, **overrides)
     samples = int(args.seconds * config.sample_rate)
     waveforms = torch.randn(args.batch, config.spatial_config.num_channels, samples)

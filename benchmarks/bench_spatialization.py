@@ -20,7 +20,8 @@ import pyroomacoustics  # noqa: F401
 import scipy.signal
 import torch
 
-from spatial_clap_hf.spatial.rir_bank import RirBank, RirBankConfig, simulate_rirs
+from spatial_clap_hf.spatial.rir_bank import RirBank, RirBankConfig
+from spatial_clap_hf.spatial.simulation import simulate_rirs
 from spatial_clap_hf.spatial.rooms import split_rooms
 from spatial_clap_hf.spatial.spatializer import convolve
 

@@ -18,14 +18,20 @@ from transformers import (
     AutoProcessor,
 )
 
-from .configuration_seldnet import SeldNetConfig
-from .configuration_spatial_clap import SpatialClapConfig
-from .feature_extraction_spatial_clap import SpatialClapFeatureExtractor
-from .model_presets import create_model, get_config, list_presets
-from .modeling_seldnet import SeldNetForSoundEventLocalization, SeldNetModel
-from .modeling_spatial_clap import SpatialClapModel, contrastive_loss
-from .processing_spatial_clap import SpatialClapProcessor
-from .tokenization_utils import train_caption_tokenizer
+from .models import (
+    SeldNetConfig,
+    SeldNetForSoundEventLocalization,
+    SeldNetModel,
+    SpatialClapConfig,
+    SpatialClapFeatureExtractor,
+    SpatialClapModel,
+    SpatialClapProcessor,
+    contrastive_loss,
+    create_model,
+    get_config,
+    list_presets,
+    train_caption_tokenizer,
+)
 
 __all__ = [
     "SeldNetConfig",

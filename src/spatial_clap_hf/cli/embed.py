@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.audio_io import AudioDecodeError
-    from ..evaluation.runner import load_model_and_processor
+    from ..models.loading import load_model_and_processor
     from ..inference import AudioFilesError, embed_files, write_embeddings
 
     if not args.files and not args.text:

@@ -5,20 +5,22 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ..spatial.rooms import SPLITS, canonical_split
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "make-rirs",
         help="Simulate the RIR bank (shoebox rooms, pyroomacoustics) into a directory.",
         description=(
-            "Simulate room impulse responses for the seeded train/val/test room split and save them as a "
+            "Simulate room impulse responses for the seeded train/validation/test room split and save them as a "
             "datasets bank. Complete splits built with the same parameters are reused; an interrupted build "
             "resumes; a directory holding a bank with other parameters is refused."
         ),
     )
     add = parser.add_argument
     add("--output-dir", required=True, metavar="DIR", help="bank directory")
-    add("--split", action="append", choices=("train", "val", "test"), help="split to build; repeatable (default all)")
+    add("--split", action="append", type=canonical_split, choices=SPLITS, help="split to build; repeatable (default all)")
     add("--max-rooms", type=int, default=None, metavar="N", help="first N rooms of each split (default all)")
     add("--azimuth-step", type=int, default=1, metavar="DEG", help="azimuth step in degrees, dividing 180 (default 1)")
     add("--num-workers", type=int, default=2, metavar="K", help="simulation processes (default 2)")
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             dtype=args.dtype,
         )
         bank = RirBank.build(
-            args.output_dir, config, splits=args.split or ("train", "val", "test"), num_workers=args.num_workers
+            args.output_dir, config, splits=args.split or SPLITS, num_workers=args.num_workers
         )
     except ValueError as err:
         raise SystemExit(f"make-rirs: {err}") from err

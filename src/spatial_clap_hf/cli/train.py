@@ -86,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
 def _evaluate_into_card(config, model_dir, eval_dir) -> None:
     from ..evaluation import run_evaluation
     from ..hub import write_model_card
-    from ..configuration_spatial_clap import SpatialClapConfig
+    from ..models.spatial_clap.configuration_spatial_clap import SpatialClapConfig
     from ..training.tasks import describe_training
 
     output_dir = f"{config.output_dir}/eval"

@@ -50,7 +50,7 @@ def _decoder_class():
     except (ImportError, RuntimeError) as err:  # RuntimeError: FFmpeg libraries missing
         raise ImportError(
             "Audio decoding needs torchcodec with the system FFmpeg libraries "
-            "(Debian package 'ffmpeg'); see DESIGN.md §3."
+            "(Debian package 'ffmpeg'); see README.md (Install)."
         ) from err
     return AudioDecoder
 

@@ -41,7 +41,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..spatial.conventions import DEFAULT_PHRASES, PhraseSet, compose_caption, doa_class, fold_azimuth
-from ..spatial.rir_bank import RirBank, save_dataset_atomically
+from ..spatial.rir_bank import RirBank
+from ..utils.dataset_io import save_dataset_atomically
 from ..spatial.spatializer import permutations_of, permuted_mixtures
 from .audio_io import decoded_to_array
 from .schema import EVAL_SET_NAMES, assignment_features, doa_features, retrieval_features
@@ -491,7 +492,7 @@ def build_eval_sets(
     for index, name in enumerate(EVAL_SET_NAMES):
         set_split = "validation" if name == "doa_val" else split
         reader = readers[set_split]
-        rooms = bank.rooms("val" if set_split == "validation" else "test")
+        rooms = bank.rooms(set_split)
         rng = np.random.default_rng([seed, index])
         directions = _Directions(bank.azimuths(), phrases, rng)
         if name in ("doa", "doa_val"):

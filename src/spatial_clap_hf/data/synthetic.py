@@ -29,6 +29,7 @@ import scipy.io.wavfile
 from scipy import fft as sp_fft
 from scipy import signal
 
+from ..spatial.rooms import SPLITS
 from .audiocaps import check_corpus_output_dir, load_corpus, save_corpus
 from .schema import SOURCE_FEATURES
 
@@ -49,7 +50,6 @@ logger = logging.getLogger(__name__)
 GENERATOR_VERSION = 1
 #: File next to a saved synthetic corpus holding the parameters it was made with.
 CACHE_KEY_FILE = "synthetic_corpus.json"
-SPLITS = ("train", "validation", "test")
 MIN_SAMPLE_RATE = 8000
 
 PITCHES = ("low", "mid", "high")

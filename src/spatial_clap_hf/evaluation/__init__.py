@@ -23,16 +23,7 @@ from .metrics import (
 from .plot import EmbeddingPanel, pca_2d, plot_embeddings_pca
 from .probe import RidgeDoaProbe, doa_probe_mae_deg
 from .report import chance_row, make_report, render_markdown, validate_report, write_report
-from .runner import (
-    ModelEvaluation,
-    audio_embeddings,
-    embedding_tensor,
-    evaluate_model,
-    load_eval_sets,
-    load_model_and_processor,
-    run_evaluation,
-    text_embeddings,
-)
+from .runner import ModelEvaluation, evaluate_model, load_eval_sets, run_evaluation
 from .seld import binding_accuracy, labels_by_source_id, seld_scene_metrics
 
 #: File path of the local ``evaluate`` module: ``evaluate.load(METRIC_MODULE_PATH, config)``.

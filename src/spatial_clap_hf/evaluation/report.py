@@ -24,7 +24,9 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..models.spatial_clap.configuration_spatial_clap import SPATIAL_ENCODERS
 from ..spatial.conventions import DEFAULT_PHRASES, num_doa_classes
+from ..utils.report_metrics import REPORT_METRICS
 
 __all__ = [
     "FRACTION_KEYS",
@@ -38,43 +40,11 @@ __all__ = [
     "write_report",
 ]
 
-SPATIAL_ENCODERS = ("none", "doa", "seld")
-
 #: Row values that are fractions in [0, 1].
-FRACTION_KEYS: tuple[str, ...] = (
-    "r1_a2t_sp_src",
-    "r1_t2a_sp_src",
-    "r1_a2t_src",
-    "r1_t2a_src",
-    "r5_a2t_sp_src",
-    "r5_t2a_sp_src",
-    "r10_a2t_sp_src",
-    "r10_t2a_sp_src",
-    "doa_accuracy",
-    "assignment_accuracy",
-    "assignment3_accuracy",
-)
-_SIMILARITY_KEYS = ("similarity_sp", "similarity_src")
-ROW_KEYS: tuple[str, ...] = ("model", "spatial_encoder", "scl", *FRACTION_KEYS, *_SIMILARITY_KEYS, "doa_probe_mae_deg")
+FRACTION_KEYS: tuple[str, ...] = tuple(m.key for m in REPORT_METRICS if m.kind == "pct")
+_SIMILARITY_KEYS = tuple(m.key for m in REPORT_METRICS if m.kind == "cos")
+ROW_KEYS: tuple[str, ...] = ("model", "spatial_encoder", "scl", *(m.key for m in REPORT_METRICS))
 TOP_LEVEL_KEYS: tuple[str, ...] = ("rows", "n_retrieval", "n_doa", "n_assignment", "n_assignment3")
-
-# (header, row key, kind) of the markdown columns, in the paper's order.
-_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("R@1 sp+src A2T", "r1_a2t_sp_src", "pct"),
-    ("R@1 sp+src T2A", "r1_t2a_sp_src", "pct"),
-    ("R@1 src A2T", "r1_a2t_src", "pct"),
-    ("R@1 src T2A", "r1_t2a_src", "pct"),
-    ("R@5 sp+src A2T", "r5_a2t_sp_src", "pct"),
-    ("R@5 sp+src T2A", "r5_t2a_sp_src", "pct"),
-    ("R@10 sp+src A2T", "r10_a2t_sp_src", "pct"),
-    ("R@10 sp+src T2A", "r10_t2a_sp_src", "pct"),
-    ("DoA", "doa_accuracy", "pct"),
-    ("Assign. 2 src", "assignment_accuracy", "pct"),
-    ("Assign. 3 src", "assignment3_accuracy", "pct"),
-    ("Sim. sp+src", "similarity_sp", "cos"),
-    ("Sim. src", "similarity_src", "cos"),
-    ("Probe MAE (°)", "doa_probe_mae_deg", "deg"),
-)
 
 
 def _is_number(x: Any) -> bool:
@@ -176,7 +146,7 @@ def _cell(value: float | None, kind: str) -> str:
 def render_markdown(report: Mapping[str, Any], n_doa_classes: int = num_doa_classes(DEFAULT_PHRASES)) -> str:
     """Table-1-style markdown: one row per model plus the chance row; accuracies in %."""
     validate_report(report)
-    header = ["Model", "Spatial enc.", "SCL", *(c[0] for c in _COLUMNS)]
+    header = ["Model", "Spatial enc.", "SCL", *(m.header for m in REPORT_METRICS)]
     lines = [
         "# Spatial CLAP evaluation",
         "",
@@ -186,14 +156,14 @@ def render_markdown(report: Mapping[str, Any], n_doa_classes: int = num_doa_clas
         "the probe MAE is the mean absolute folded-azimuth error of a linear probe (degrees).",
         "",
         "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] * 3 + ["---:"] * len(_COLUMNS)) + "|",
+        "|" + "|".join(["---"] * 3 + ["---:"] * len(REPORT_METRICS)) + "|",
     ]
     for row in report["rows"]:
         cells = [row["model"], row["spatial_encoder"], "yes" if row["scl"] else "no"]
-        cells += [_cell(row[key], kind) for _, key, kind in _COLUMNS]
+        cells += [_cell(row[m.key], m.kind) for m in REPORT_METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     chance = chance_row(report["n_retrieval"], n_doa_classes)
-    chance_cells = ["chance", "–", "–", *(_cell(chance[key], kind) for _, key, kind in _COLUMNS)]
+    chance_cells = ["chance", "–", "–", *(_cell(chance[m.key], m.kind) for m in REPORT_METRICS)]
     lines.append("| " + " | ".join(chance_cells) + " |")
     return "\n".join(lines) + "\n"
 

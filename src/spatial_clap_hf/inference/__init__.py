@@ -3,7 +3,7 @@
 ``register_pipeline()`` (run on ``import spatial_clap_hf``) makes
 ``transformers.pipeline("zero-shot-spatial-audio-classification", model=DIR)`` available.
 Uses the model through the Auto classes, ``data`` (audio decoding), ``spatial``
-(direction conventions) and the embedding helpers of ``evaluation``.
+(direction conventions) and the loading and embedding helpers of ``models.loading``.
 """
 
 from .demo import ClipAnalysis, analyse_clip, parse_labels

@@ -147,7 +147,7 @@ def _audio_embeddings_by_rate(
     import datasets
     from datasets import Features, List, Value
 
-    from ..evaluation.runner import audio_embeddings
+    from ..models.loading import audio_embeddings
 
     spatial, num_channels = input_channels(model.config, processor.feature_extractor)
     features = Features({"waveform": List(List(Value("float32"))), "sampling_rate": Value("int32")})
@@ -201,7 +201,7 @@ def embed_files(
     """
     import datasets
 
-    from ..evaluation.runner import text_embeddings
+    from ..models.loading import text_embeddings
 
     paths, texts = [str(p) for p in paths], list(texts)
     if not paths and not texts:

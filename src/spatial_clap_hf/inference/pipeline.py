@@ -339,7 +339,7 @@ def load_classifier(
     import spatial_clap_hf  # noqa: F401  (registers the Auto classes)
     from transformers import pipeline
 
-    from ..evaluation.runner import resolve_device
+    from ..models.loading import resolve_device
 
     register_pipeline()
     path = str(model)

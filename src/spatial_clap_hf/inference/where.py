@@ -4,7 +4,7 @@ For a description such as "a dog barking" the five direction captions are
 ``compose_caption([description], [centre of sector k])`` — "A dog barking on the left
 side.", "A dog barking in the front-left.", … — scored by the zero-shot pipeline. The
 answer lists the sectors in the order of ``PhraseSet`` (left, +90°, to right, −90°) with
-the sector centre azimuth in degrees (DESIGN §2: counter-clockwise from the front) and a
+the sector centre azimuth in degrees (counter-clockwise from the front; docs/design.md) and a
 probability; the probabilities sum to 1.
 """
 
@@ -58,7 +58,7 @@ def where_is(
         audio: any input the pipeline takes (file path, ``{"array", "sampling_rate"}``, …).
         description: the sound, e.g. ``"a dog barking"``.
         sampling_rate: rate in Hz of a bare array ``audio``.
-        phrases: the direction sectors (default: the five of DESIGN §1).
+        phrases: the direction sectors (default: the five equal sectors of the folded azimuth).
 
     Returns:
         ``[{"direction": phrase, "azimuth_deg": sector centre, "score": probability}]`` in

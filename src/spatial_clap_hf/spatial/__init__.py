@@ -14,9 +14,9 @@ from .conventions import (
     num_doa_classes,
 )
 from .geometry import as_mic_positions, is_centred_stereo_pair, source_position, stereo_pair, tetrahedral_array
-from .rir_bank import RirBank, RirBankConfig, RirKey, azimuth_grid, normalize_azimuth, schroeder_rt60, simulate_rirs
+from .rir_bank import RirBank, RirBankConfig, RirKey, azimuth_grid, normalize_azimuth
 from .rooms import SPLITS, RoomSpec, canonical_split, room_grid, sabine_rt60, split_rooms
-
+from .simulation import run_in_workers, schroeder_rt60, simulate_rirs
 from .spatializer import (
     PairingSampler,
     Scene,

@@ -1,12 +1,8 @@
-"""Room impulse responses: image-source simulation, an on-disk bank, and lookup.
+"""The RIR bank: simulated room impulse responses stored on disk per split, and their lookup.
 
-Simulation (pyroomacoustics): a shoebox room of ``rooms.room_grid()``, flat wall energy
-absorption (``Material(energy_absorption=r)``), image-source order from the room's Sabine RT60
-(``RoomSpec.max_order``), no ray tracing, no air absorption, no randomised image sources, so a
-simulation is deterministic. The array sits at the room centre; a source is ``distance_m``
-from the array centre at ``elevation_deg`` (0 = array height) and ``azimuth_deg``
-(array frame of ``conventions``). RIRs are float32 arrays shaped (channels, samples); the
-channels of one RIR are zero-padded to a common length.
+RIRs come from ``simulation.simulate_rirs`` (a room of ``rooms.room_grid()``, the array at the
+room centre, a source ``distance_m`` away at ``azimuth_deg``); every RIR is a float32 array
+shaped (channels, samples).
 
 Symmetry: for the centred stereo pair (``geometry.is_centred_stereo_pair``) at elevation 0,
 RIR(−θ) is RIR(θ) with its channels swapped and RIR(180° − θ) = RIR(θ), so only azimuths in
@@ -27,24 +23,22 @@ holding a bank with different parameters raises an error naming the differences.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import shutil
-import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from .geometry import as_mic_positions, is_centred_stereo_pair, source_position, stereo_pair
+from ..utils.dataset_io import quiet_datasets, save_dataset_atomically, write_json_atomically
+from .geometry import as_mic_positions, is_centred_stereo_pair, stereo_pair
 from .rooms import DEFAULT_SPLIT_SIZES, SPEED_OF_SOUND, SPLITS, RoomSpec, canonical_split, room_grid, split_rooms
+from .simulation import run_in_workers, simulate_rirs
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -58,15 +52,12 @@ __all__ = [
     "azimuth_grid",
     "normalize_azimuth",
     "rir_features",
-    "save_dataset_atomically",
-    "schroeder_rt60",
-    "simulate_rirs",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the on-disk layout or the simulation recipe changes.
-BANK_FORMAT_VERSION = 1
+BANK_FORMAT_VERSION = 2
 _CONFIG_FILE = "bank_config.json"
 _PARTIAL_DIR = ".partial"
 
@@ -228,85 +219,6 @@ def rir_features(dtype: str = "float32") -> "datasets.Features":
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Simulation
-# ---------------------------------------------------------------------------------------------
-
-
-def simulate_rirs(
-    room: RoomSpec,
-    azimuths_deg: Sequence[float],
-    *,
-    mic_positions: np.ndarray | Sequence[Sequence[float]] | None = None,
-    distance_m: float = 2.0,
-    elevation_deg: float = 0.0,
-    sample_rate: int,
-    speed_of_sound: float = SPEED_OF_SOUND,
-) -> list[np.ndarray]:
-    """Simulate one RIR per azimuth in ``room`` with the array at the room centre.
-
-    ``mic_positions``: (num_mics, 3) metres relative to the array centre (default: the stereo
-    pair). Returns float32 arrays shaped (num_mics, samples) at ``sample_rate`` Hz, one per
-    azimuth (lengths differ with the image-source distances).
-    """
-    import pyroomacoustics as pra
-
-    mics = as_mic_positions(stereo_pair() if mic_positions is None else mic_positions)
-    centre = room.centre_m
-    order = room.max_order(speed_of_sound)
-    out = []
-    for azimuth in azimuths_deg:
-        source = centre + source_position(azimuth, elevation_deg, distance_m)
-        positions = centre + mics
-        for name, point in (("source", source[None]), ("microphone", positions)):
-            if np.any(point <= 0) or np.any(point >= np.asarray(room.dims_m)):
-                raise ValueError(
-                    f"The {name} at {np.round(point, 3).tolist()} m lies outside room {room.room_id} "
-                    f"{room.dims_m} m; reduce distance_m or the array size."
-                )
-        shoebox = pra.ShoeBox(
-            list(room.dims_m),
-            fs=sample_rate,
-            materials=pra.Material(float(room.absorption)),
-            max_order=order,
-            air_absorption=False,
-            ray_tracing=False,
-            use_rand_ism=False,
-        )
-        shoebox.set_sound_speed(float(speed_of_sound))
-        shoebox.add_source(source)
-        shoebox.add_microphone_array(positions.T)
-        shoebox.compute_rir()
-        channels = [np.asarray(shoebox.rir[m][0], dtype=np.float32) for m in range(len(mics))]
-        rir = np.zeros((len(mics), max(len(c) for c in channels)), dtype=np.float32)
-        for m, channel in enumerate(channels):
-            rir[m, : len(channel)] = channel
-        out.append(rir)
-    return out
-
-
-def schroeder_rt60(rir: np.ndarray, sample_rate: int, *, decay_db: float = 20.0, start_db: float = -5.0) -> float:
-    """Reverberation time (s) of a mono RIR (samples,) from Schroeder backward integration.
-
-    A line is fitted to the energy decay curve between ``start_db`` and ``start_db − decay_db``
-    (T20 by default, T30 with ``decay_db=30``) and extrapolated to 60 dB.
-    """
-    h = np.asarray(rir, dtype=np.float64)
-    if h.ndim != 1 or h.size < 2:
-        raise ValueError(f"schroeder_rt60 needs a mono RIR shaped (samples,), got shape {h.shape}.")
-    energy = np.cumsum(h[::-1] ** 2)[::-1]
-    if energy[0] <= 0:
-        raise ValueError("The RIR is all zeros; its reverberation time is undefined.")
-    edc_db = 10.0 * np.log10(np.maximum(energy / energy[0], 1e-30))
-    stop_db = start_db - decay_db
-    if edc_db[-1] > stop_db:
-        raise ValueError(f"The RIR decays only {-edc_db[-1]:.1f} dB; need {-stop_db:.0f} dB for this fit.")
-    i0, i1 = int(np.argmax(edc_db <= start_db)), int(np.argmax(edc_db <= stop_db))
-    t = np.arange(h.size) / sample_rate
-    slope = np.polyfit(t[i0 : i1 + 1], edc_db[i0 : i1 + 1], 1)[0]
-    return float(-60.0 / slope)
-
-
 def _room_rows(room: RoomSpec, split: str, config: RirBankConfig) -> dict[str, list]:
     """Simulate a room's stored azimuths and return its bank rows as columns."""
     azimuths = config.simulated_azimuths()
@@ -337,71 +249,10 @@ def _room_rows(room: RoomSpec, split: str, config: RirBankConfig) -> dict[str, l
     }
 
 
-_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-
-
-def _worker_init() -> None:
-    """Pool initializer: one thread per worker process."""
-    for name in _THREAD_ENV:
-        os.environ[name] = "1"
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
-
-
 def _worker_task(task: tuple[RoomSpec, str, RirBankConfig]) -> tuple[int, dict[str, list]]:
     room, split, config = task
     return room.room_id, _room_rows(room, split, config)
 
-
-@contextlib.contextmanager
-def _single_threaded_env() -> Iterator[None]:
-    """Set one-thread limits in the environment inherited by spawned workers, then restore it."""
-    saved = {k: os.environ.get(k) for k in _THREAD_ENV}
-    os.environ.update({k: "1" for k in _THREAD_ENV})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@contextlib.contextmanager
-def _quiet_datasets() -> Iterator[None]:
-    """Silence datasets' own progress bars (the bank build shows one bar of its own)."""
-    import datasets
-
-    was_enabled = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            datasets.enable_progress_bars()
-
-
-def save_dataset_atomically(dataset: "datasets.Dataset", path: str | os.PathLike) -> None:
-    """``save_to_disk`` into a temporary sibling folder, then rename it to ``path``.
-
-    ``path`` therefore exists only once complete; an existing ``path`` is replaced.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    with _quiet_datasets():
-        dataset.save_to_disk(str(tmp))
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
-
-
-def _write_json_atomically(data: dict, path: Path) -> None:
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -467,7 +318,7 @@ class RirBank:
                 f"{directory} has no complete split yet (an interrupted build?); re-run the same "
                 "build command to finish it."
             )
-        with _quiet_datasets():
+        with quiet_datasets():
             splits = {s: datasets.load_from_disk(str(directory / s)) for s in present}
         return cls(config, splits, in_memory=in_memory)
 
@@ -638,7 +489,7 @@ def _claim_directory(directory: Path, config: RirBankConfig) -> None:
         raise ValueError(f"{directory} holds split folders but no {_CONFIG_FILE}; use an empty or new directory.")
     import pyroomacoustics as pra
 
-    _write_json_atomically(
+    write_json_atomically(
         {
             "format": BANK_FORMAT_VERSION,
             "cache_key": config.cache_key(),
@@ -647,17 +498,6 @@ def _claim_directory(directory: Path, config: RirBankConfig) -> None:
         },
         path,
     )
-
-
-def _start_method(requested: str | None) -> str:
-    """``fork`` where available (workers start at once, without re-importing the package);
-    ``spawn`` otherwise. Workers only run pyroomacoustics/numpy, never torch or CUDA."""
-    methods = multiprocessing.get_all_start_methods()
-    if requested is not None:
-        if requested not in methods:
-            raise ValueError(f"Start method {requested!r} is not available here; use one of {methods}.")
-        return requested
-    return "fork" if "fork" in methods else "spawn"
 
 
 def _build_splits(
@@ -701,29 +541,13 @@ def _build_splits(
 
     split_of_room = {room.room_id: split for room, split, _ in tasks}
     try:
-        if num_workers <= 1 or len(tasks) <= 1:
-            for task in tasks:
-                room_id, rows = _worker_task(task)
-                store(room_id, split_of_room[room_id], rows)
-        else:
-            # A worker that dies raises BrokenProcessPool here instead of hanging the build.
-            context = multiprocessing.get_context(_start_method(start_method))
-            workers = min(num_workers, len(tasks))
-            with _single_threaded_env(), ProcessPoolExecutor(workers, context, initializer=_worker_init) as pool:
-                futures = [pool.submit(_worker_task, task) for task in tasks]
-                try:
-                    for future in as_completed(futures):
-                        room_id, rows = future.result()
-                        store(room_id, split_of_room[room_id], rows)
-                except BaseException:
-                    for future in futures:
-                        future.cancel()
-                    raise
+        for room_id, rows in run_in_workers(_worker_task, tasks, num_workers=num_workers, start_method=start_method):
+            store(room_id, split_of_room[room_id], rows)
     finally:
         progress.close()
     for split in splits:
         shard_dir = directory / _PARTIAL_DIR / split
-        with _quiet_datasets():
+        with quiet_datasets():
             shards = [datasets.load_from_disk(str(shard_dir / f"room_{r.room_id:04d}")) for r in config.rooms(split)]
         save_dataset_atomically(datasets.concatenate_datasets(shards), directory / split)
         shutil.rmtree(shard_dir, ignore_errors=True)

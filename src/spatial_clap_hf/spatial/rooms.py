@@ -40,19 +40,19 @@ ROOM_Z_M = tuple(np.round(np.arange(2.5, 4.5 + 1e-9, 0.5), 2).tolist())
 ABSORPTIONS = (0.4, 0.5, 0.6)
 #: Speed of sound in m/s used for every simulation (the paper's value).
 SPEED_OF_SOUND = 340.0
-#: Split names of the RIR bank, in order.
-SPLITS = ("train", "val", "test")
+#: Split names of every split thing (corpora, RIR banks, evaluation sets), in order.
+SPLITS = ("train", "validation", "test")
 #: Rooms per split drawn from the 720-room grid (the paper's 360 / 60 / 60).
-DEFAULT_SPLIT_SIZES = {"train": 360, "val": 60, "test": 60}
+DEFAULT_SPLIT_SIZES = {"train": 360, "validation": 60, "test": 60}
 
-_SPLIT_ALIASES = {"validation": "val", "valid": "val", "dev": "val"}
+_SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation"}
 
 
 def canonical_split(split: str) -> str:
-    """Map a split name to one of ``SPLITS`` ("validation" → "val"); raise on unknown names."""
+    """Map a split name to one of ``SPLITS`` ("val" → "validation"); raise on unknown names."""
     name = _SPLIT_ALIASES.get(split, split)
     if name not in SPLITS:
-        raise ValueError(f"Unknown split {split!r}; use one of {SPLITS} ('validation' is accepted for 'val').")
+        raise ValueError(f"Unknown split {split!r}; use one of {SPLITS} ('val' is accepted for 'validation').")
     return name
 
 
@@ -99,7 +99,7 @@ def room_grid() -> list[RoomSpec]:
 
 
 def split_rooms(seed: int = 0, sizes: dict[str, int] | None = None) -> dict[str, list[RoomSpec]]:
-    """Seeded split of the grid into disjoint train / val / test room lists.
+    """Seeded split of the grid into disjoint train / validation / test room lists.
 
     A random permutation of the 720 rooms (``numpy.random.default_rng(seed)``) is cut into
     consecutive blocks of ``sizes`` (default 360 / 60 / 60); rooms beyond their sum are unused.

@@ -31,7 +31,7 @@ import torch
 
 from .conventions import DEFAULT_PHRASES, PhraseSet, compose_caption, doa_class, fold_azimuth
 from .rir_bank import RirBank, RirKey
-from .rooms import canonical_split
+from .rooms import SPLITS, canonical_split
 
 __all__ = [
     "PairingSampler",
@@ -333,7 +333,7 @@ class PairingSampler:
         self.seed = int(seed)
         self.distinct_classes = distinct_classes
         self.classes = np.asarray(doa_class(self.azimuths, phrases))
-        self._split_code = ("train", "val", "test").index(self.split)
+        self._split_code = SPLITS.index(self.split)
 
     @property
     def fixed(self) -> bool:
@@ -450,7 +450,7 @@ class SpatialBatch:
 class Spatializer:
     """Spatializes mono clips of one split with RIRs from a ``RirBank``, on ``device``.
 
-    ``split`` selects the bank rooms (train / val / test) and the pairing policy
+    ``split`` selects the bank rooms (train / validation / test) and the pairing policy
     (``PairingSampler``); ``seed`` makes every pairing reproducible. ``max_rir_length``
     (samples) optionally cuts RIRs, trading reverberation tail for speed.
     """

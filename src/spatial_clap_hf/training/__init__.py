@@ -3,7 +3,16 @@
 Uses the model family, ``data`` and ``spatial``; imports nothing from ``evaluation``.
 """
 
-from .config import BatchConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig, load_config
+from .config import (
+    BatchConfig,
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    config_from_dict,
+    load_config,
+    merge_values,
+)
 from .losses import ContrastiveLoss, gather_with_grad
 from .loop import TrainResult, latest_checkpoint, train
 
@@ -15,8 +24,10 @@ __all__ = [
     "OptimConfig",
     "TrainConfig",
     "TrainResult",
+    "config_from_dict",
     "gather_with_grad",
     "latest_checkpoint",
     "load_config",
+    "merge_values",
     "train",
 ]

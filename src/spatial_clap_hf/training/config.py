@@ -9,6 +9,7 @@ Unknown keys are errors (a typo must not silently fall back to a default).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,14 +17,25 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
+from ..models.spatial_clap.configuration_spatial_clap import SPATIAL_ENCODERS
+
 __all__ = [
     "BatchConfig",
     "DataConfig",
     "ModelConfig",
     "OptimConfig",
+    "SPATIAL_OBJECTIVES",
+    "STAGES",
     "TrainConfig",
+    "config_from_dict",
     "load_config",
+    "merge_values",
 ]
+
+#: Training stages: spatial-encoder pretraining (stage 1) and contrastive training (stage 2).
+STAGES = ("spatial", "contrastive")
+#: Objectives of the spatial-encoder pretraining.
+SPATIAL_OBJECTIVES = ("seld", "doa")
 
 
 @dataclass
@@ -100,7 +112,7 @@ class ModelConfig:
     text_model: str | None = None
     tokenizer: str | None = None
     spatial_model: str | None = None
-    spatial_encoder: Literal["none", "doa", "seld"] = "seld"
+    spatial_encoder: str = "seld"
     init_from: str | None = None
     freeze_source: bool = False
     freeze_text: bool = False
@@ -112,7 +124,8 @@ class OptimConfig:
     lr: float = 1e-4
     weight_decay: float = 0.0
     warmup_steps: int = 100
-    epochs: int = 50
+    #: ``None``: no epoch bound (``max_steps`` decides).
+    epochs: int | None = 50
     max_steps: int | None = None
     grad_clip: float | None = 1.0
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
@@ -120,8 +133,8 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    stage: Literal["spatial", "contrastive"] = "contrastive"
-    objective: Literal["seld", "doa"] = "seld"
+    stage: str = "contrastive"
+    objective: str = "seld"
     # Stage 1 with the SELD objective: None (the paper) gives every source's class as active in
     # all frames of the clip; a level in dB (e.g. -30.0) makes frame-level targets — a class is
     # active (and its DoA counted) in the frames where its dry source is within that many dB of
@@ -139,6 +152,15 @@ class TrainConfig:
     push_to_hub: str | None = None
 
     def __post_init__(self) -> None:
+        for key, value, allowed in (
+            ("stage", self.stage, STAGES),
+            ("objective", self.objective, SPATIAL_OBJECTIVES),
+            ("model.spatial_encoder", self.model.spatial_encoder, SPATIAL_ENCODERS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {value!r}.")
+        if self.optim.epochs is None and self.optim.max_steps is None:
+            raise ValueError("optim.epochs is null (no epoch bound): set optim.max_steps to end the training.")
         stage2_only = {"batch.n_mix3": self.batch.n_mix3, "batch.direction_twins": self.batch.direction_twins}
         if self.stage == "spatial" and any(stage2_only.values()):
             raise ValueError(
@@ -166,6 +188,17 @@ def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
+def merge_values(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update`` applied: nested mappings merge key by key, other values replace."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_values(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     node = tree
@@ -174,14 +207,22 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+def config_from_dict(
+    values: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *, where: str = "config"
+) -> TrainConfig:
+    """A ``TrainConfig`` from nested ``values`` (the YAML layout) and dotted ``overrides``."""
+    tree = copy.deepcopy(dict(values))
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(tree, dotted, value)
+    return _build(TrainConfig, tree, where)
+
+
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """Read a YAML preset and apply dotted ``overrides`` (``{"optim.max_steps": 10}``)."""
+    """Read a YAML recipe and apply dotted ``overrides`` (``{"optim.max_steps": 10}``)."""
     values: dict[str, Any] = {}
     if path is not None:
         text = Path(path).read_text()
         values = yaml.safe_load(text) or {}
         if not isinstance(values, dict):
             raise ValueError(f"{path} must hold a YAML mapping at the top level.")
-    for dotted, value in (overrides or {}).items():
-        _set_dotted(values, dotted, value)
-    return _build(TrainConfig, values, str(path or "config"))
+    return config_from_dict(values, overrides, where=str(path or "config"))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import signal
 from contextlib import contextmanager
@@ -212,9 +211,10 @@ def train(
             f"The train split has {len(dataset)} clips: not one global batch of "
             f"{per_process * accelerator.num_processes}. Use more clips or a smaller batch."
         )
-    total_steps = config.optim.epochs * steps_per_epoch
-    if config.optim.max_steps is not None:
-        total_steps = min(total_steps, config.optim.max_steps)
+    bounds = [config.optim.max_steps]
+    if config.optim.epochs is not None:
+        bounds.append(config.optim.epochs * steps_per_epoch)
+    total_steps = min(b for b in bounds if b is not None)
 
     trainable = [p for p in task.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.optim.lr, weight_decay=config.optim.weight_decay)

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..modeling_spatial_clap import contrastive_loss
+from ..models.spatial_clap.modeling_spatial_clap import MAX_LOGIT_SCALE, contrastive_loss
 
 __all__ = ["ContrastiveLoss", "gather_with_grad"]
 
@@ -42,10 +42,10 @@ class ContrastiveLoss(nn.Module):
 
     ``forward(audio_embeds (B, D), text_embeds (B, D), logit_scale_log ())``: embeddings
     are L2-normalised here; ``logit_scale_log`` is the log of the temperature's inverse,
-    as stored by the model (exponentiated and clamped at 100, as in CLIP/CLAP).
+    as stored by the model (exponentiated and clamped at ``MAX_LOGIT_SCALE``, as the model does).
     """
 
-    def __init__(self, max_logit_scale: float = 100.0) -> None:
+    def __init__(self, max_logit_scale: float = MAX_LOGIT_SCALE) -> None:
         super().__init__()
         self.max_logit_scale = max_logit_scale
 

@@ -20,16 +20,16 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from ..configuration_seldnet import SeldNetConfig
-from ..feature_extraction_spatial_clap import SpatialClapFeatureExtractor
+from ..models.spatial_clap.configuration_seldnet import SeldNetConfig
+from ..models.spatial_clap.feature_extraction_spatial_clap import SpatialClapFeatureExtractor
 from ..hub import write_model_card
-from ..model_presets import get_config
-from ..modeling_seldnet import SeldNetForSoundEventLocalization
-from ..modeling_spatial_clap import SpatialClapModel, load_stage1_spatial
-from ..processing_spatial_clap import SpatialClapProcessor
+from ..models.presets import get_config
+from ..models.spatial_clap.modeling_seldnet import SeldNetForSoundEventLocalization
+from ..models.spatial_clap.modeling_spatial_clap import SpatialClapModel, load_stage1_spatial
+from ..models.spatial_clap.processing_spatial_clap import SpatialClapProcessor
 from ..spatial import Spatializer, neutral_prompts, source_activity
 from ..spatial.conventions import DEFAULT_PHRASES
-from ..tokenization_utils import train_caption_tokenizer
+from ..models.tokenization import train_caption_tokenizer
 from .clips import ClipBatch
 from .config import TrainConfig
 from .losses import ContrastiveLoss
@@ -53,8 +53,6 @@ class SpatialPretrainingTask:
     def __init__(self, config: TrainConfig, class_names: Sequence[str]) -> None:
         self.config = config
         self.objective = config.objective
-        if self.objective not in ("seld", "doa"):
-            raise ValueError(f"objective must be 'seld' or 'doa', got {self.objective!r}.")
         self.class_names = list(class_names)
         self.model = self._build_model()
         self.frozen: list[nn.Module] = []
@@ -267,8 +265,15 @@ def describe_training(config: TrainConfig) -> str:
         f"Batches of {scenes} scenes per process"
         f"{', each mixture also with its directions swapped (spatial contrastive learning)' if bc.scl else ''}; "
         f"AdamW, learning rate {oc.lr}, {oc.warmup_steps} warm-up steps then cosine decay, "
-        f"{oc.epochs} epochs{f' (at most {oc.max_steps} steps)' if oc.max_steps else ''}, seed {config.seed}."
+        f"{_length(oc)}, seed {config.seed}."
     )
+
+
+def _length(oc: Any) -> str:
+    """How long a training runs, in words (``optim.epochs`` None: ``max_steps`` alone)."""
+    if oc.epochs is None:
+        return f"{oc.max_steps} steps"
+    return f"{oc.epochs} epochs{f' (at most {oc.max_steps} steps)' if oc.max_steps else ''}"
 
 
 def build_task(config: TrainConfig, class_names: Sequence[str], train_captions: Sequence[str]) -> Any:

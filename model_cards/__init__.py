@@ -1,0 +1,1 @@
+"""Model and dataset card templates shipped with the package as ``spatial_clap_hf.model_cards``."""

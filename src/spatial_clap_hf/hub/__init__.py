@@ -1,0 +1,5 @@
+"""Model cards and Hub uploads for saved Spatial CLAP directories."""
+
+from .cards import CARD_TEMPLATE, EVAL_METRICS, push_to_hub, render_model_card, write_model_card
+
+__all__ = ["CARD_TEMPLATE", "EVAL_METRICS", "push_to_hub", "render_model_card", "write_model_card"]
