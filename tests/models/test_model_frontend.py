@@ -109,3 +109,17 @@ def test_mag_ipd_encodes_interchannel_delay():
     same = SpatialStftFrontend(SeldNetConfig(input_features="mag_ipd"))(make_stereo(1, 1.0, delays=[0]))
     assert torch.allclose(same[0, 2], torch.ones_like(same[0, 2]), atol=1e-4)
     assert torch.allclose(same[0, 3], torch.zeros_like(same[0, 3]), atol=1e-4)
+
+
+@pytest.mark.parametrize("float64", [True, False])
+def test_front_ends_stay_in_full_precision_under_bf16_autocast(float64):
+    """Resampling, STFT and mel filters ignore autocast; the towers after them follow it."""
+    config = get_config("tiny", mel_float64=float64)
+    waveforms = make_stereo(2, 1.0, seed=3)
+    source, spatial = SourceFrontend.from_config(config), SpatialStftFrontend(config.spatial_config)
+    plain_mel, plain_planes = source(waveforms)[0], spatial(waveforms)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mel, planes = source(waveforms)[0], spatial(waveforms)
+        assert torch.matmul(waveforms[0], waveforms[0].T).dtype == torch.bfloat16  # autocast is on here
+    assert mel.dtype == planes.dtype == torch.float32
+    assert torch.equal(mel, plain_mel) and torch.equal(planes, plain_planes)

@@ -168,10 +168,13 @@ def test_unknown_config_key_is_rejected():
         load_config(RECIPES / "tiny.yaml", {"optim.learning_rate": 1e-3})
 
 
-def test_interrupted_run_resumes_to_identical_weights(resources, tmp_path):
-    """SIGTERM mid-run saves state; --resume then ends with the weights of an uninterrupted run."""
+@pytest.mark.parametrize("accum_steps", [1, 2])
+def test_interrupted_run_resumes_to_identical_weights(resources, tmp_path, accum_steps):
+    """SIGTERM mid-run saves state; --resume then ends with the weights of an uninterrupted run
+    (also with cached-feature accumulation over two micro-batches)."""
     steps = 12
-    common = {"model.spatial_encoder": "none", "optim.max_steps": steps, "save_every": 3}
+    common = {"model.spatial_encoder": "none", "optim.max_steps": steps, "optim.epochs": 10, "save_every": 3,
+              "optim.accum_steps": accum_steps}
     reference = train(_config(resources, tmp_path / "reference", **common), show_progress=False)
 
     out = tmp_path / "interrupted"
@@ -197,10 +200,80 @@ def test_interrupted_run_resumes_to_identical_weights(resources, tmp_path):
 
     resumed = train(_config(resources, out, **common), resume=True, show_progress=False)
     assert resumed.steps == steps and not resumed.interrupted
+    assert json.loads((resumed.model_dir / "training_config.json").read_text())["optim"]["accum_steps"] == accum_steps
     expected, got = _weights(reference.model_dir), _weights(resumed.model_dir)
     assert expected.keys() == got.keys()
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0, msg=key)
+
+
+def test_checkpoints_rotate_and_a_resumed_run_numbers_on(resources, tmp_path):
+    common = {"model.spatial_encoder": "none", "save_every": 1, "keep_checkpoints": 2}
+    train(_config(resources, tmp_path, **common, **{"optim.max_steps": 3}), show_progress=False)
+    root = tmp_path / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["checkpoint_1", "checkpoint_2"]
+    assert latest_checkpoint(tmp_path) == root / "checkpoint_2"
+    assert json.loads((root / "checkpoint_2" / "progress.json").read_text()) == {"step": 3}
+
+    resumed = train(_config(resources, tmp_path, **common, **{"optim.max_steps": 5}), resume=True, show_progress=False)
+    assert resumed.steps == 5
+    assert sorted(p.name for p in root.iterdir()) == ["checkpoint_3", "checkpoint_4"]
+    assert json.loads((latest_checkpoint(tmp_path) / "progress.json").read_text()) == {"step": 5}
+
+
+def test_accumulation_takes_k_micro_batches_per_step(resources, tmp_path):
+    """48 clips, 8 per micro-batch: 6 steps per epoch, or 3 with two micro-batches per step."""
+    result = train(_config(resources, tmp_path, **{"model.spatial_encoder": "none", "optim.epochs": 1,
+                                                   "optim.accum_steps": 2}), show_progress=False)
+    assert result.total_steps == 3 and result.steps == 3
+    with pytest.raises(ValueError, match="accum_steps must be a whole number >= 1"):
+        _config(resources, tmp_path, **{"optim.accum_steps": 0})
+
+
+PRECISION_RUN = r"""
+import json, sys
+import torch
+from safetensors.torch import load_file
+from spatial_clap_hf.training import load_config, train
+
+recipe, resources, out, *overrides = sys.argv[1:]
+values = {"data.corpus": f"{resources}/corpus", "data.rirs": f"{resources}/rirs", "data.clip_seconds": 1.0,
+          "batch.n_single": 4, "batch.n_mix2": 2, "model.spatial_encoder": "none", "optim.warmup_steps": 1,
+          "optim.lr": 3e-3, "log_with": [], "save_every": 0}
+values.update(json.loads(overrides[0]) if overrides else {})
+losses = []
+for steps in (1, 8):
+    result = train(load_config(recipe, {**values, "output_dir": f"{out}/{steps}", "optim.max_steps": steps}),
+                   show_progress=False)
+    losses.append(result.last_loss)
+saved = json.loads((result.model_dir / "training_config.json").read_text())["optim"]["mixed_precision"]
+dtypes = sorted({str(t.dtype) for t in load_file(str(result.model_dir / "model.safetensors")).values()
+                 if t.is_floating_point()})
+print(json.dumps({"losses": losses, "mixed_precision": saved, "dtypes": dtypes}))
+"""
+
+
+def _precision_run(resources, tmp_path, env_precision, overrides=None):
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", ACCELERATE_MIXED_PRECISION=env_precision)
+    args = [sys.executable, "-c", PRECISION_RUN, str(RECIPES / "tiny.yaml"), str(resources), str(tmp_path)]
+    proc = subprocess.run(args + ([json.dumps(overrides)] if overrides else []), env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_the_launch_configs_bf16_trains_with_a_falling_loss_and_saves_float32(resources, tmp_path):
+    """``accelerate launch --mixed_precision bf16`` (its environment) decides when the recipe sets none."""
+    run = _precision_run(resources, tmp_path, "bf16")
+    assert run["mixed_precision"] == "bf16"
+    first, last = run["losses"]
+    assert np.isfinite(first) and np.isfinite(last) and last < first
+    assert run["dtypes"] == ["torch.float32"]
+
+
+def test_a_precision_set_in_the_recipe_wins_over_the_launch_config(resources, tmp_path):
+    run = _precision_run(resources, tmp_path, "bf16", {"optim.mixed_precision": "no"})
+    assert run["mixed_precision"] == "no"
 
 
 def test_init_from_starts_towers_from_a_trained_model(resources, tmp_path):

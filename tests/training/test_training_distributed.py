@@ -36,6 +36,17 @@ def test_two_process_contrastive_loss_and_gradients_match_one_process(tmp_path):
     assert result["max_grad_diff"] <= 1e-5 * max(1.0, result["max_grad"])
 
 
+def test_two_process_cached_accumulation_matches_one_process_on_the_global_batch(tmp_path):
+    out = tmp_path / "result.json"
+    proc = _launch(HERE / "distributed" / "cached_accumulation.py", str(out))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(out.read_text())
+    assert result["world_size"] == 2 and result["num_params"] > 20
+    assert result["loss_accumulated"] == pytest.approx(result["loss_single"], rel=1e-5)
+    assert result["max_grad"] > 1e-3
+    assert result["max_grad_diff"] <= 1e-5 * max(1.0, result["max_grad"])
+
+
 def test_two_process_training_run_through_the_recipe_launcher(tmp_path):
     from spatial_clap_hf.data import make_synthetic_corpus
     from spatial_clap_hf.spatial.rir_bank import RirBank, RirBankConfig
@@ -56,8 +67,8 @@ def test_two_process_training_run_through_the_recipe_launcher(tmp_path):
     # 32 clips, 8 per process and step, 2 processes: 2 steps make the epoch.
     assert "Finished 2 steps" in proc.stdout
     assert (out / "model" / "model.safetensors").is_file()
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_1", "step_2"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint_0", "checkpoint_1"]
     # Each process saved its own RNG state.
-    assert {p.name for p in (out / "checkpoints" / "step_2").glob("random_states_*.pkl")} == {
+    assert {p.name for p in (out / "checkpoints" / "checkpoint_1").glob("random_states_*.pkl")} == {
         "random_states_0.pkl", "random_states_1.pkl"
     }

@@ -13,7 +13,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Mapping
 
 import yaml
 
@@ -22,6 +22,7 @@ from ..models.spatial_clap.configuration_spatial_clap import SPATIAL_ENCODERS
 __all__ = [
     "BatchConfig",
     "DataConfig",
+    "MIXED_PRECISION",
     "ModelConfig",
     "OptimConfig",
     "SPATIAL_OBJECTIVES",
@@ -119,8 +120,27 @@ class ModelConfig:
     freeze_spatial: bool = False
 
 
+#: Mixed-precision modes (accelerate's).
+MIXED_PRECISION = ("no", "bf16", "fp16")
+
+
 @dataclass
 class OptimConfig:
+    """The optimizer and its schedule.
+
+    ``mixed_precision``: ``None`` takes the launch configuration's (``accelerate launch
+    --mixed_precision`` or its config file; "no" without one); a value set here wins over it.
+    The precision a run actually used is recorded in its ``training_config.json``.
+
+    ``accum_steps``: micro-batches per optimizer step. Stage 2 computes the contrastive loss over
+    the embeddings of all ``accum_steps`` micro-batches (cached features: each micro-batch is
+    embedded without gradients, the loss's gradients with respect to the embeddings are cached,
+    then each micro-batch is embedded again with gradients), so the contrastive batch is
+    ``accum_steps`` times larger at the memory of one micro-batch; a mixture and its SCL
+    permutations stay in one micro-batch. Stage 1's losses are per sample: its micro-batch losses
+    are averaged. BatchNorm statistics (the SELDnet's, when it trains) are per micro-batch.
+    """
+
     lr: float = 1e-4
     weight_decay: float = 0.0
     warmup_steps: int = 100
@@ -128,7 +148,8 @@ class OptimConfig:
     epochs: int | None = 50
     max_steps: int | None = None
     grad_clip: float | None = 1.0
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    mixed_precision: str | None = None
+    accum_steps: int = 1
 
 
 @dataclass
@@ -147,6 +168,8 @@ class TrainConfig:
     output_dir: str = "runs/train"
     seed: int = 0
     save_every: int = 500
+    #: Newest checkpoints kept under ``<output_dir>/checkpoints`` (older ones are deleted).
+    keep_checkpoints: int = 2
     log_every: int = 10
     log_with: list[str] = field(default_factory=lambda: ["tensorboard"])
     push_to_hub: str | None = None
@@ -159,6 +182,12 @@ class TrainConfig:
         ):
             if value not in allowed:
                 raise ValueError(f"{key} must be one of {allowed}, got {value!r}.")
+        if self.optim.mixed_precision is not None and self.optim.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"optim.mixed_precision must be null or one of {MIXED_PRECISION}, got {self.optim.mixed_precision!r}.")
+        if isinstance(self.optim.accum_steps, bool) or not isinstance(self.optim.accum_steps, int) or self.optim.accum_steps < 1:
+            raise ValueError(f"optim.accum_steps must be a whole number >= 1, got {self.optim.accum_steps!r}.")
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints!r}.")
         if self.optim.epochs is None and self.optim.max_steps is None:
             raise ValueError("optim.epochs is null (no epoch bound): set optim.max_steps to end the training.")
         stage2_only = {"batch.n_mix3": self.batch.n_mix3, "batch.direction_twins": self.batch.direction_twins}

@@ -12,9 +12,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import shutil
 import signal
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +24,7 @@ from typing import Iterator
 import datasets
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
@@ -32,6 +32,7 @@ from ..data.audiocaps import load_corpus
 from ..data.synthetic import make_synthetic_corpus
 from ..spatial import Spatializer
 from ..spatial.rir_bank import RirBank, RirBankConfig
+from .accumulation import average_gradients
 from .clips import ClipDataset, EpochBatchSampler, class_names_of, collate_clips
 from .config import TrainConfig
 from .tasks import build_task
@@ -42,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 PROGRESS_FILE = "progress.json"
-KEEP_CHECKPOINTS = 2
 
 
 @dataclass
@@ -105,31 +105,34 @@ def _has_splits(directory: Path, splits: tuple[str, ...]) -> bool:
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest complete ``checkpoints/step_N`` directory, or None."""
+    """The complete checkpoint of the highest step under ``<output_dir>/checkpoints``, or None."""
     root = Path(output_dir) / CHECKPOINTS
-    done = [p for p in root.glob("step_*") if (p / PROGRESS_FILE).is_file()] if root.is_dir() else []
-    return max(done, key=lambda p: int(p.name.split("_")[1]), default=None)
+    done = [p for p in root.glob("checkpoint_*") if (p / PROGRESS_FILE).is_file()] if root.is_dir() else []
+    return max(done, key=_checkpoint_step, default=None)
+
+
+def _checkpoint_step(path: Path) -> int:
+    return int(json.loads((path / PROGRESS_FILE).read_text())["step"])
 
 
 def _save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int) -> Path:
-    root = output_dir / CHECKPOINTS
-    final = root / f"step_{step}"
-    tmp = root / f".tmp_step_{step}"
-    if accelerator.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
+    """``save_state`` into the next ``checkpoints/checkpoint_<i>`` (accelerate keeps the newest
+    ``keep_checkpoints``); ``progress.json``, written last, marks it complete."""
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    accelerator.save_state()
+    path = output_dir / CHECKPOINTS / f"checkpoint_{accelerator.save_iteration - 1}"
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (tmp / PROGRESS_FILE).write_text(json.dumps({"step": step}))
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-        old = sorted((p for p in root.glob("step_*")), key=lambda p: int(p.name.split("_")[1]))
-        for stale in old[:-KEEP_CHECKPOINTS]:
-            shutil.rmtree(stale, ignore_errors=True)
+        (path / PROGRESS_FILE).write_text(json.dumps({"step": step}))
     accelerator.wait_for_everyone()
-    return final
+    return path
+
+
+def _next_save_iteration(output_dir: Path) -> int:
+    """The index after every ``checkpoint_<i>`` folder present (complete or not)."""
+    root = output_dir / CHECKPOINTS
+    indices = [int(p.name.split("_")[1]) for p in root.glob("checkpoint_*")] if root.is_dir() else []
+    return max(indices, default=-1) + 1
 
 
 class _StopFlag:
@@ -157,6 +160,15 @@ def _stop_on_signals() -> Iterator[_StopFlag]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _check_accumulation(config: TrainConfig, accelerator: Accelerator) -> None:
+    """Accumulated steps average their gradients by hand, which sharded (FSDP) gradients do not allow."""
+    if config.optim.accum_steps > 1 and accelerator.distributed_type == DistributedType.FSDP:
+        raise ValueError(
+            "optim.accum_steps > 1 averages full gradients across processes, which FSDP shards; "
+            "use DDP (recipes/accelerate/multi_gpu.yaml) with gradient checkpointing, or accum_steps: 1."
+        )
 
 
 def _flat_hparams(config: TrainConfig) -> dict:
@@ -189,10 +201,16 @@ def train(
         # Without an accelerator, processes started by torchrun must be told to use the CPU
         # (gloo); otherwise each would run alone.
         cpu=not torch.accelerator.is_available(),
+        # None leaves the launch configuration's precision in force.
         mixed_precision=config.optim.mixed_precision,
         log_with=config.log_with or None,
-        project_dir=str(output_dir),
+        project_config=ProjectConfiguration(
+            project_dir=str(output_dir), automatic_checkpoint_naming=True, total_limit=config.keep_checkpoints
+        ),
     )
+    accelerator.project_configuration.iteration = _next_save_iteration(output_dir)
+    config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, mixed_precision=accelerator.mixed_precision))
+    _check_accumulation(config, accelerator)
     set_seed(config.seed)
     corpus, corpus_dir = prepare_corpus(config, accelerator)
     bank = prepare_rir_bank(config, accelerator)
@@ -205,11 +223,13 @@ def train(
         train_split, class_names, clip_seconds=config.data.clip_seconds, sample_rate=bank.sample_rate, seed=config.seed
     )
     per_process = config.batch.mono_clips
-    steps_per_epoch = len(dataset) // (per_process * accelerator.num_processes)
+    accum = config.optim.accum_steps
+    steps_per_epoch = len(dataset) // (per_process * accelerator.num_processes * accum)
     if steps_per_epoch == 0:
         raise ValueError(
             f"The train split has {len(dataset)} clips: not one global batch of "
-            f"{per_process * accelerator.num_processes}. Use more clips or a smaller batch."
+            f"{per_process * accelerator.num_processes * accum} ({accum} micro-batch(es) of {per_process} clips on "
+            f"{accelerator.num_processes} process(es)). Use more clips or a smaller batch."
         )
     bounds = [config.optim.max_steps]
     if config.optim.epochs is not None:
@@ -220,6 +240,8 @@ def train(
     optimizer = torch.optim.AdamW(trainable, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(config.optim.warmup_steps, total_steps), total_steps)
     model, optimizer, scheduler = accelerator.prepare(task.model, optimizer, scheduler)
+    # Taken again after prepare: sharding (FSDP) replaces the parameters it wraps.
+    trainable = [p for p in model.parameters() if p.requires_grad]
     if config.log_with:
         accelerator.init_trackers(f"{config.stage}", config=_flat_hparams(config))
 
@@ -254,7 +276,7 @@ def train(
                 epoch=epoch,
                 num_processes=accelerator.num_processes,
                 process_index=accelerator.process_index,
-                start=start,
+                start=start * accum,
             )
             loader = torch.utils.data.DataLoader(
                 dataset,
@@ -265,14 +287,24 @@ def train(
                 # state (dropout) a resumed run restores from the checkpoint.
                 generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch),
             )
+            micro_batches = []
             for clip_batch in loader:
+                clip_batch.clips = clip_batch.clips.to(accelerator.device)
+                micro_batches.append(clip_batch)
+                if len(micro_batches) < accum:
+                    continue
                 model.train()
                 for module in task.frozen:
                     module.eval()
-                clip_batch.clips = clip_batch.clips.to(accelerator.device)
-                with accelerator.autocast():
-                    loss, logs = task.loss(model, clip_batch, spatializer, epoch)
-                accelerator.backward(loss)
+                if accum == 1:
+                    with accelerator.autocast():
+                        loss, logs = task.loss(model, clip_batch, spatializer, epoch)
+                    accelerator.backward(loss)
+                else:
+                    with accelerator.no_sync(model):
+                        loss, logs = task.accumulated_backward(model, micro_batches, spatializer, epoch, accelerator)
+                    average_gradients(trainable, accelerator)
+                micro_batches = []
                 if config.optim.grad_clip:
                     accelerator.clip_grad_norm_(trainable, config.optim.grad_clip)
                 optimizer.step()
@@ -294,7 +326,7 @@ def train(
                 if stopping:
                     interrupted = True
                     break
-                if step >= total_steps:
+                if step >= total_steps or step % steps_per_epoch == 0:
                     break
     bar.close()
 
@@ -302,8 +334,11 @@ def train(
     if not interrupted:
         model_dir = output_dir / "model"
         accelerator.wait_for_everyone()
+        state_dict = accelerator.get_state_dict(model)  # every process: gathers sharded weights
+        task.save(
+            accelerator.unwrap_model(model), model_dir, state_dict=state_dict, is_main_process=accelerator.is_main_process
+        )
         if accelerator.is_main_process:
-            task.save(accelerator.unwrap_model(model), model_dir)
             (model_dir / "training_config.json").write_text(json.dumps(config.to_dict(), indent=1))
         accelerator.wait_for_everyone()
     accelerator.end_training()

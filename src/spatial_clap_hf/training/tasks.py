@@ -20,16 +20,22 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from ..models.spatial_clap.configuration_seldnet import SeldNetConfig
-from ..models.spatial_clap.feature_extraction_spatial_clap import SpatialClapFeatureExtractor
 from ..hub import write_model_card
 from ..models.presets import get_config
+from ..models.spatial_clap.configuration_seldnet import SeldNetConfig
+from ..models.spatial_clap.feature_extraction_spatial_clap import (
+    SpatialClapFeatureExtractor,
+)
 from ..models.spatial_clap.modeling_seldnet import SeldNetForSoundEventLocalization
-from ..models.spatial_clap.modeling_spatial_clap import SpatialClapModel, load_stage1_spatial
+from ..models.spatial_clap.modeling_spatial_clap import (
+    SpatialClapModel,
+    load_stage1_spatial,
+)
 from ..models.spatial_clap.processing_spatial_clap import SpatialClapProcessor
+from ..models.tokenization import train_caption_tokenizer
 from ..spatial import Spatializer, neutral_prompts, source_activity
 from ..spatial.conventions import DEFAULT_PHRASES
-from ..models.tokenization import train_caption_tokenizer
+from .accumulation import cached_contrastive_backward
 from .clips import ClipBatch
 from .config import TrainConfig
 from .losses import ContrastiveLoss
@@ -105,9 +111,23 @@ class SpatialPretrainingTask:
         out = model(input_values=scene_batch.waveforms, sed_labels=activity, doa_labels=doa)
         return out.loss, {"sed_loss": out.sed_loss.detach(), "doa_loss": out.doa_loss.detach()}
 
-    def save(self, model: nn.Module, directory: Path) -> None:
+    def accumulated_backward(
+        self, model: nn.Module, batches: Sequence[ClipBatch], spatializer: Spatializer, epoch: int, accelerator: Any
+    ) -> tuple[torch.Tensor, dict]:
+        """The mean of the per-sample losses of ``batches``, back-propagated one micro-batch at a time."""
+        total, logs = 0.0, {}
+        for batch in batches:
+            with accelerator.autocast():
+                loss, logs = self.loss(model, batch, spatializer, epoch)
+            accelerator.backward(loss / len(batches))
+            total = total + loss.detach()
+        return total / len(batches), logs
+
+    def save(
+        self, model: nn.Module, directory: Path, *, state_dict: dict | None = None, is_main_process: bool = True
+    ) -> None:
         """Write the pretrained SELDnet (config + safetensors) to ``directory``."""
-        _unwrap(model).save_pretrained(directory)
+        _unwrap(model).save_pretrained(directory, state_dict=state_dict, is_main_process=is_main_process)
 
 
 class ContrastiveTask:
@@ -208,7 +228,8 @@ class ContrastiveTask:
                 logger.info("Freezing the %s tower.", name)
         return frozen
 
-    def loss(self, model: nn.Module, batch: ClipBatch, spatializer: Spatializer, epoch: int) -> tuple[torch.Tensor, dict]:
+    def model_inputs(self, batch: ClipBatch, spatializer: Spatializer, epoch: int) -> dict[str, torch.Tensor]:
+        """Spatialize ``batch`` into scenes and tokenize their captions: the model's inputs."""
         scene_batch = spatializer(
             batch.clips,
             batch.indices,
@@ -221,13 +242,28 @@ class ContrastiveTask:
         )
         tokens = self.tokenizer(scene_batch.captions, padding=True, truncation=True, return_tensors="pt")
         device = scene_batch.waveforms.device
-        out = model(
-            input_ids=tokens["input_ids"].to(device),
-            attention_mask=tokens["attention_mask"].to(device),
-            input_values=scene_batch.waveforms,
-        )
+        return {
+            "input_ids": tokens["input_ids"].to(device),
+            "attention_mask": tokens["attention_mask"].to(device),
+            "input_values": scene_batch.waveforms,
+        }
+
+    def loss(self, model: nn.Module, batch: ClipBatch, spatializer: Spatializer, epoch: int) -> tuple[torch.Tensor, dict]:
+        out = model(**self.model_inputs(batch, spatializer, epoch))
         loss = self.loss_fn(out.audio_embeds, out.text_embeds, _unwrap(model).logit_scale)
         return loss, {"logit_scale": _unwrap(model).logit_scale.detach().exp()}
+
+    def accumulated_backward(
+        self, model: nn.Module, batches: Sequence[ClipBatch], spatializer: Spatializer, epoch: int, accelerator: Any
+    ) -> tuple[torch.Tensor, dict]:
+        """One contrastive loss over all ``batches`` (cached embedding gradients), back-propagated."""
+        with accelerator.autocast():
+            inputs = [self.model_inputs(batch, spatializer, epoch) for batch in batches]
+        logit_scale = _unwrap(model).logit_scale
+        loss = cached_contrastive_backward(
+            model, inputs, self.loss_fn, logit_scale, backward=accelerator.backward, autocast=accelerator.autocast
+        )
+        return loss, {"logit_scale": logit_scale.detach().exp()}
 
     def processor(self) -> SpatialClapProcessor:
         cfg = self.model.config
@@ -237,10 +273,17 @@ class ContrastiveTask:
         )
         return SpatialClapProcessor(feature_extractor=extractor, tokenizer=self.tokenizer)
 
-    def save(self, model: nn.Module, directory: Path) -> None:
-        """Write an AutoModel/AutoProcessor-loadable directory: model, processor, model card."""
+    def save(
+        self, model: nn.Module, directory: Path, *, state_dict: dict | None = None, is_main_process: bool = True
+    ) -> None:
+        """Write an AutoModel/AutoProcessor-loadable directory: model, processor, model card.
+
+        Call on every process with the full ``state_dict`` (``accelerator.get_state_dict``, which
+        gathers sharded weights); only the main process writes."""
         model = _unwrap(model)
-        model.save_pretrained(directory)
+        model.save_pretrained(directory, state_dict=state_dict, is_main_process=is_main_process)
+        if not is_main_process:
+            return
         self.processor().save_pretrained(directory)
         write_model_card(
             directory,

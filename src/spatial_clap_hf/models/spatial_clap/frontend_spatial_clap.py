@@ -30,6 +30,12 @@ from .configuration_seldnet import SeldNetConfig
 _MAGNITUDE_EPS = 1e-5
 
 
+def _full_precision(tensor: torch.Tensor) -> torch.autocast:
+    """A context that turns autocast off: front-ends (resampling, STFT, mel filters) compute in
+    float32 or float64 also inside a bf16/fp16 autocast region; the towers after them follow it."""
+    return torch.autocast(tensor.device.type, enabled=False)
+
+
 class SincResampler(nn.Module):
     """Resample the last axis from ``orig_freq`` Hz to ``new_freq`` Hz.
 
@@ -160,18 +166,19 @@ class ClapLogMel(nn.Module):
                 f"got {waveforms.shape[-1]}; pad or repeat the clip (the feature extractor does)."
             )
         dtype = torch.float64 if self.float64 else torch.float32
-        spec = torch.stft(
-            waveforms.to(dtype),
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            window=self.window.to(dtype),
-            center=True,
-            pad_mode="reflect",
-            return_complex=True,
-        )
-        power = spec.real.square() + spec.imag.square()  # (batch, bins, frames)
-        mel = torch.matmul(power.transpose(1, 2), self.mel_filters.to(dtype)).clamp_min(1e-10)
-        return (10.0 * torch.log10(mel)).float()
+        with _full_precision(waveforms):
+            spec = torch.stft(
+                waveforms.to(dtype),
+                n_fft=self.n_fft,
+                hop_length=self.hop_length,
+                window=self.window.to(dtype),
+                center=True,
+                pad_mode="reflect",
+                return_complex=True,
+            )
+            power = spec.real.square() + spec.imag.square()  # (batch, bins, frames)
+            mel = torch.matmul(power.transpose(1, 2), self.mel_filters.to(dtype)).clamp_min(1e-10)
+            return (10.0 * torch.log10(mel)).float()
 
 
 class SourceFrontend(nn.Module):
@@ -240,7 +247,8 @@ class SourceFrontend(nn.Module):
                 f"gives {frames} mel frames but the source encoder accepts at most {self.max_frames}; cut clips to the "
                 "model's max_length_s (the feature extractor does)."
             )
-        mel = self.log_mel(self.resampler(waveforms.mean(dim=1)))[:, None]  # (batch, 1, frames, mels)
+        with _full_precision(waveforms):
+            mel = self.log_mel(self.resampler(waveforms.float().mean(dim=1)))[:, None]  # (batch, 1, frames, mels)
         if self.enable_fusion:
             mel = mel.expand(-1, 4, -1, -1).contiguous()
         is_longer = torch.zeros(waveforms.shape[0], 1, dtype=torch.bool, device=waveforms.device)
@@ -289,6 +297,10 @@ class SpatialStftFrontend(nn.Module):
                 f"The spatial encoder needs more than n_fft // 2 = {self.n_fft // 2} samples per clip, got "
                 f"{waveforms.shape[-1]}."
             )
+        with _full_precision(waveforms):
+            return self._planes(waveforms)
+
+    def _planes(self, waveforms: torch.Tensor) -> torch.Tensor:
         batch, channels, samples = waveforms.shape
         spec = torch.stft(
             waveforms.reshape(batch * channels, samples).float(),
