@@ -27,7 +27,7 @@ from ..models.presets import get_config
 from ..models.spatial_clap.modeling_seldnet import SeldNetForSoundEventLocalization
 from ..models.spatial_clap.modeling_spatial_clap import SpatialClapModel, load_stage1_spatial
 from ..models.spatial_clap.processing_spatial_clap import SpatialClapProcessor
-from ..spatial import Spatializer, neutral_prompts, source_activity
+from ..spatial import SpatialBatch, Spatializer, neutral_prompts, source_activity
 from ..spatial.conventions import DEFAULT_PHRASES
 from ..models.tokenization import train_caption_tokenizer
 from .clips import ClipBatch
@@ -83,25 +83,39 @@ class SpatialPretrainingTask:
             return num_clips
         return num_clips - 2 * (num_clips // 4)
 
+    def scene_counts(self, mono_clips: int) -> dict[int, int]:
+        """Scenes per step by number of sources, for a batch of ``mono_clips`` clips (pre-spatialized data)."""
+        single = self.num_single(mono_clips)
+        return {1: single, 2: (mono_clips - single) // 2}
+
     def loss(self, model: nn.Module, batch: ClipBatch, spatializer: Spatializer, epoch: int) -> tuple[torch.Tensor, dict]:
         num_single = self.num_single(len(batch.indices))
         scene_batch = spatializer(
             batch.clips, batch.indices, batch.captions, epoch=epoch, num_single=num_single, num_sources=2
         )
+        return self.scene_loss(model, scene_batch, batch.labels, clips=batch.clips)
+
+    def scene_loss(
+        self, model: nn.Module, scene_batch: SpatialBatch, clip_labels: Sequence[Sequence[int]], clips: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict]:
+        """The loss of rendered scenes; ``clip_labels[i]``: class indices of source clip i, ``clips`` the dry
+        clips (N, T) (only for frame-level targets, ``seld_frame_activity_db``)."""
         if self.objective == "doa":
             out = model(input_values=scene_batch.waveforms, doa_labels=scene_batch.doa_targets())
             return out.loss, {"doa_loss": out.loss.detach()}
         if self.config.seld_frame_activity_db is None:
-            activity, doa = scene_batch.seld_targets(batch.labels, len(self.class_names))
+            activity, doa = scene_batch.seld_targets(clip_labels, len(self.class_names))
         else:
+            if clips is None:
+                raise ValueError("seld_frame_activity_db needs the dry source clips; pre-spatialized data has none.")
             spatial = _unwrap(model).config
             clip_activity = source_activity(
-                batch.clips,
+                clips,
                 n_fft=spatial.n_fft,
                 hop_length=spatial.hop_length,
                 threshold_db=self.config.seld_frame_activity_db,
             )
-            activity, doa = scene_batch.seld_frame_targets(batch.labels, len(self.class_names), clip_activity)
+            activity, doa = scene_batch.seld_frame_targets(clip_labels, len(self.class_names), clip_activity)
         out = model(input_values=scene_batch.waveforms, sed_labels=activity, doa_labels=doa)
         return out.loss, {"sed_loss": out.sed_loss.detach(), "doa_loss": out.doa_loss.detach()}
 
@@ -208,6 +222,10 @@ class ContrastiveTask:
                 logger.info("Freezing the %s tower.", name)
         return frozen
 
+    def scene_counts(self, mono_clips: int) -> dict[int, int]:
+        """Scenes per step by number of sources (pre-spatialized data): the batch's single-source scenes and mixtures."""
+        return {1: self.batch.n_single, 2: self.batch.n_mix2, 3: self.batch.n_mix3}
+
     def loss(self, model: nn.Module, batch: ClipBatch, spatializer: Spatializer, epoch: int) -> tuple[torch.Tensor, dict]:
         scene_batch = spatializer(
             batch.clips,
@@ -219,6 +237,12 @@ class ContrastiveTask:
             scl=self.batch.scl,
             num_twins=self.batch.direction_twins,
         )
+        return self.scene_loss(model, scene_batch, batch.labels)
+
+    def scene_loss(
+        self, model: nn.Module, scene_batch: SpatialBatch, clip_labels: Sequence[Sequence[int]], clips: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict]:
+        """The symmetric InfoNCE of rendered scenes and their spatial captions."""
         tokens = self.tokenizer(scene_batch.captions, padding=True, truncation=True, return_tensors="pt")
         device = scene_batch.waveforms.device
         out = model(
