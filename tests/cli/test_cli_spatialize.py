@@ -52,8 +52,8 @@ def test_spatialize_command_writes_the_dataset(inputs, tmp_path, capsys):
                       "--num-proc", "2", "--seed", "4")) == 0
     printed = capsys.readouterr().out
     rows = load_spatialized(out, split="train")
-    assert f"train: {len(rows)} rows (30 scenes" in printed  # 2 draws × (10 single + 5 pairs)
-    assert len(rows) == 2 * (10 + 5 * 2) and sorted(set(rows["pairing"])) == [0, 1]
+    assert f"train: {len(rows)} rows (16 scenes" in printed  # 2 draws × (6 single + 2 pairs of the other 4 clips)
+    assert len(rows) == 2 * (6 + 2 * 2) and sorted(set(rows["pairing"])) == [0, 1]
     assert (out / "README.md").is_file() and json.loads((out / "skipped.json").read_text())["total"] == 0
     # a split the bank lacks, and a folder holding something else, are refused with what to do
     with pytest.raises(SystemExit, match=r"no 'validation' split \(it has \['train', 'test'\]\)"):
@@ -73,7 +73,7 @@ def test_console_script_shows_progress_and_pushes_through_datasets(inputs, tmp_p
     cmd = [str(script), *_args(inputs, out, "--split", "test", "--num-sources", "2", "--push-to-hub", "someone/spatial-set")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert "Spatializing default/test" in proc.stderr  # the progress bar
-    assert "test: 3 rows (3 scenes" in proc.stdout
+    assert "test: 3 rows (3 scenes" in proc.stdout  # the 6 test clips in pairs
     # The upload reached the stand-in, which refuses it: the command says so and keeps the dataset.
     assert proc.returncode != 0 and "pushing it to someone/spatial-set failed" in proc.stderr
     assert len(load_spatialized(out, split="test")) == 3

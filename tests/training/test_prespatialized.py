@@ -17,10 +17,10 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 @pytest.fixture(scope="module")
 def spatialized(tmp_path_factory):
-    """The synthetic corpus' train split spatialized once: single sources and two-source mixtures with
-    all their assignments (SCL), in two draws."""
+    """The synthetic corpus' train split spatialized once, in two draws: per draw 24 single sources and
+    12 two-source mixtures with all their assignments (SCL)."""
     root = tmp_path_factory.mktemp("prespatialized")
-    corpus = make_synthetic_corpus(n_train=24, n_validation=4, n_test=4, clip_seconds=1.0, output_dir=root / "corpus")
+    corpus = make_synthetic_corpus(n_train=48, n_validation=4, n_test=4, clip_seconds=1.0, output_dir=root / "corpus")
     bank = RirBank.build(root / "rirs", RirBankConfig(max_rooms_per_split=2, azimuth_step_deg=30), splits=["train"],
                          show_progress=False)
     spatialize(corpus, bank, root / "data", split="train", num_sources=[1, 2], scl=True, pairings=2,
@@ -52,7 +52,7 @@ def test_batches_take_the_scenes_of_each_epochs_draw_and_keep_a_mixtures_assignm
     for epoch in (0, 1, 2):
         sampler = SceneBatchSampler(scenes.scenes, counts, seed=0, epoch=epoch, num_processes=2, process_index=0)
         other = SceneBatchSampler(scenes.scenes, counts, seed=0, epoch=epoch, num_processes=2, process_index=1)
-        assert sampler.batches_per_epoch() == 3  # 24 single / (4 × 2), 12 pairs / (2 × 2)
+        assert sampler.batches_per_epoch() == 3  # 24 single / (4 × 2), 12 pairs / (2 × 2): all used
         seen = [s for batch in sampler for s in batch]
         assert not set(seen) & {s for batch in other for s in batch}  # the processes' slices are disjoint
         assert {scenes.scenes[s].pairing for s in seen} == {epoch % 2}  # epoch e reads draw e mod 2

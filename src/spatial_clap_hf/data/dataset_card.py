@@ -197,22 +197,31 @@ def _audio(settings: dict, parts: list[dict]) -> str:
 def _usage(parts: list[dict], repo_id: str | None, sample_rate: int) -> str:
     first = parts[0]
     config, split = first["config"], first["split"]
-    where = repo_id or "path/to/this/folder"
+    files = f"{first['data_dir']}/{split}/*.parquet"
     config_arg = "" if config == "default" else f', "{config}"'
+    if repo_id:
+        load = f'ds = load_dataset("{repo_id}"{config_arg}, split="{split}", streaming=True)'
+        other = f'A local copy reads the same way: `load_dataset("parquet", data_files="{files}", split="{split}", streaming=True)`.'
+    else:
+        load = f'ds = load_dataset("parquet", data_files="{files}", split="{split}", streaming=True)  # in this folder'
+        other = (
+            "Uploaded to the Hub (`spatial-clap spatialize --push-to-hub user/name`), it loads as "
+            f'`load_dataset("user/name"{config_arg}, split="{split}", streaming=True)`. '
+            "`load_dataset` on this folder itself also reads the `configs` above, but datasets caches a folder by its "
+            'name: after rebuilding it, pass `download_mode="force_redownload"`.'
+        )
     return (
         "```python\n"
         "from datasets import load_dataset\n\n"
-        f'ds = load_dataset("{where}"{config_arg}, split="{split}", streaming=True)\n'
+        f"{load}\n"
         "row = next(iter(ds))\n"
         'samples = row["audio"].get_all_samples()  # torchcodec AudioSamples\n'
         f"samples.data.shape                        # (2, T) float32 at samples.sample_rate = {sample_rate} Hz; channel 0 = left\n"
         'row["caption"], row["azimuth_deg"], row["doa_class"]\n'
         "```\n\n"
-        "Streaming reads Parquet row groups of 100 rows. `row[\"audio\"][\"array\"]` is datasets' mono mean; "
-        "`get_all_samples()` keeps both channels. A local copy reads the same way without the Hub: "
-        f'`load_dataset("parquet", data_files="{first["data_dir"]}/{split}/*.parquet", split="{split}", '
-        "streaming=True)`. None of this needs `spatial_clap_hf`; with it, "
-        "`spatial_clap_hf.data.spatialized.load_spatialized` and `AudioClips` read the same files."
+        f"{other} Streaming reads Parquet row groups of 100 rows. `row[\"audio\"][\"array\"]` is datasets' mono "
+        "mean; `get_all_samples()` keeps both channels. None of this needs `spatial_clap_hf`; with it, "
+        "`spatial_clap_hf.data.load_spatialized` and `AudioClips` read the same files."
     )
 
 

@@ -86,6 +86,8 @@ _SCAN_FILE = "scan.json"
 BIT_DEPTHS = (16, 24)
 #: Rows per Parquet row group: the unit a streaming reader fetches (as datasets writes media).
 _ROWS_PER_GROUP = 100
+#: Rows rendered per worker task: small enough that a few hundred rows keep every worker busy.
+_ROWS_PER_TASK = 16
 _SCAN_CHUNK = 64
 
 
@@ -266,13 +268,13 @@ def render_scenes(
 
 
 # ---------------------------------------------------------------------------------------------
-# Shards (run in worker processes)
+# Row groups (rendered in worker processes) and shards
 # ---------------------------------------------------------------------------------------------
 
 
 @dataclass
 class _Context:
-    """What every shard task needs; set before the workers fork, so they inherit it."""
+    """What every render task needs; set before the workers fork, so they inherit it."""
 
     reader: ClipReader
     bank: RirBank
@@ -305,40 +307,72 @@ def _chunks(plans: Sequence[ScenePlan], max_rows: int) -> Iterator[list[ScenePla
         yield chunk
 
 
-def _write_shard(task: tuple[Path, str, int, int, list[ScenePlan]]) -> dict:
-    """Render one shard's scenes and write them; returns its stats (also saved beside it)."""
+def _render_group(task: tuple[int, int, list[ScenePlan]]) -> tuple[int, int, Any, dict]:
+    """Render one group of a shard's scenes: (shard, group, Arrow table or None, stats)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    folder, split, index, total, plans = task
+    shard, group, plans = task
     ctx = _CONTEXT
-    assert ctx is not None, "the shard context is set before the shards are written"
-    schema = ctx.features.arrow_schema
-    final = folder / _shard_name(split, index, total)
-    tmp = folder / f".tmp-{final.name}-{os.getpid()}"
-    stats = {"shard": index, "scenes": 0, "rows": 0, "clipped_rows": 0, "audio_seconds": 0.0, "skipped_scenes": []}
-    with pq.ParquetWriter(str(tmp), schema) as writer:
-        for chunk in _chunks(plans, _ROWS_PER_GROUP):
-            rows = []
-            for plan, waves, reason in render_scenes(chunk, ctx.reader, ctx.bank, ctx.device):
-                if waves is None:
-                    stats["skipped_scenes"].append({"scene_id": plan.scene_id, "reason": reason})
-                    continue
-                for perm, wave in zip(plan.assignments, waves.numpy()):
-                    flac, gain = encode_audio(wave, ctx.bank.sample_rate, ctx.bit_depth)
-                    stats["clipped_rows"] += int(gain < 1.0)
-                    stats["audio_seconds"] += wave.shape[-1] / ctx.bank.sample_rate
-                    rows.append(_row(plan, perm, flac, gain, ctx.reader, ctx.bank, ctx.phrases))
-                stats["scenes"] += 1
-            if rows:
-                columns = {key: [r[key] for r in rows] for key in ctx.features}
-                writer.write_table(pa.Table.from_pydict(ctx.features.encode_batch(columns), schema=schema))
-                stats["rows"] += len(rows)
-    os.replace(tmp, final)
-    stats["bytes"] = final.stat().st_size
-    # The stats file is written last: a shard counts as done only once it exists.
-    write_json_atomically(stats, folder / _stats_name(index))
-    return stats
+    assert ctx is not None, "the render context is set before the workers start"
+    stats = {"scenes": 0, "rows": 0, "clipped_rows": 0, "audio_seconds": 0.0, "skipped_scenes": []}
+    rows = []
+    for plan, waves, reason in render_scenes(plans, ctx.reader, ctx.bank, ctx.device):
+        if waves is None:
+            stats["skipped_scenes"].append({"scene_id": plan.scene_id, "reason": reason})
+            continue
+        for perm, wave in zip(plan.assignments, waves.numpy()):
+            flac, gain = encode_audio(wave, ctx.bank.sample_rate, ctx.bit_depth)
+            stats["clipped_rows"] += int(gain < 1.0)
+            stats["audio_seconds"] += wave.shape[-1] / ctx.bank.sample_rate
+            rows.append(_row(plan, perm, flac, gain, ctx.reader, ctx.bank, ctx.phrases))
+        stats["scenes"] += 1
+    stats["rows"] = len(rows)
+    if not rows:
+        return shard, group, None, stats
+    columns = {key: [r[key] for r in rows] for key in ctx.features}
+    table = pa.Table.from_pydict(ctx.features.encode_batch(columns), schema=ctx.features.arrow_schema)
+    return shard, group, table, stats
+
+
+class _ShardWriter:
+    """Collects the rendered groups of each shard (they arrive in any order) and writes a shard, groups
+    in order and in Parquet row groups of ``_ROWS_PER_GROUP`` rows, once all of them are in: under a
+    temporary name, renamed, then its stats file, which marks it done."""
+
+    def __init__(self, folder: Path, split: str, groups: list[list[list[ScenePlan]]], features: datasets.Features):
+        self.folder, self.split, self.groups, self.features = folder, split, groups, features
+        self.pending: dict[int, dict[int, tuple[Any, dict]]] = {}
+
+    def add(self, shard: int, group: int, table: Any, stats: dict) -> dict | None:
+        """Store one row group; returns the shard's stats when it was the last one (shard written)."""
+        self.pending.setdefault(shard, {})[group] = (table, stats)
+        if len(self.pending[shard]) < len(self.groups[shard]):
+            return None
+        parts = self.pending.pop(shard)
+        return self._write(shard, [parts[g] for g in range(len(self.groups[shard]))])
+
+    def _write(self, shard: int, parts: list[tuple[Any, dict]]) -> dict:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        final = self.folder / _shard_name(self.split, shard, len(self.groups))
+        tmp = self.folder / f".tmp-{final.name}-{os.getpid()}"
+        schema = self.features.arrow_schema
+        tables = [table for table, _ in parts if table is not None]
+        with pq.ParquetWriter(str(tmp), schema) as writer:
+            writer.write_table(pa.concat_tables(tables) if tables else schema.empty_table(), row_group_size=_ROWS_PER_GROUP)
+        os.replace(tmp, final)
+        stats = {
+            "shard": shard,
+            "scenes": sum(s["scenes"] for _, s in parts),
+            "rows": sum(s["rows"] for _, s in parts),
+            "clipped_rows": sum(s["clipped_rows"] for _, s in parts),
+            "audio_seconds": sum(s["audio_seconds"] for _, s in parts),
+            "skipped_scenes": [entry for _, s in parts for entry in s["skipped_scenes"]],
+            "bytes": final.stat().st_size,
+        }
+        write_json_atomically(stats, self.folder / _stats_name(shard))
+        return stats
 
 
 def _scan_chunk(indices: list[int]) -> ScanReport:
@@ -557,19 +591,24 @@ def write_part(
         done = _finished_shards(partial, split, len(shards))
         if done:
             logger.info("%s: resuming, %d of %d shard(s) already written.", part_key, len(done), len(shards))
-        tasks = [(partial, split, i, len(shards), shard) for i, shard in enumerate(shards) if i not in done]
-        total_scenes = sum(len(s) for s in shards)
+        # Workers render small groups of scenes; this process writes each shard once all its groups are
+        # in, so the work spreads over the workers whatever the shard size.
+        groups = [list(_chunks(shard, _ROWS_PER_TASK)) for shard in shards]
+        writer = _ShardWriter(partial, split, groups, _CONTEXT.features)
+        tasks = [(i, g, group) for i in range(len(shards)) if i not in done for g, group in enumerate(groups[i])]
         progress = tqdm(
-            total=total_scenes,
+            total=len(plans),
             initial=sum(len(shards[i]) for i in done),
             desc=f"Spatializing {part_key}",
             unit="scene",
             disable=not show_progress,
         )
         try:
-            for stats in _run(_write_shard, tasks, num_proc):
-                done[stats["shard"]] = stats
-                progress.update(len(shards[stats["shard"]]))
+            for shard, group, table, stats in _run(_render_group, tasks, num_proc):
+                progress.update(len(groups[shard][group]))
+                written = writer.add(shard, group, table, stats)
+                if written is not None:
+                    done[shard] = written
         finally:
             progress.close()
     finally:
@@ -738,6 +777,15 @@ def _distinct_groups(reader: ClipReader, order: Sequence[int], n: int) -> list[t
     return groups
 
 
+def _shares(clips: int, sizes: Sequence[int]) -> list[int]:
+    """Clips of each size's share of a draw: an equal part each, whole scenes only; single-source
+    scenes (when asked for) take what the mixtures leave."""
+    counts = [int(clips / len(sizes) // n) * n for n in sizes]
+    if 1 in sizes:
+        counts[list(sizes).index(1)] += clips - sum(counts)
+    return counts
+
+
 def _caption_of(reader: ClipReader, clip: int, *, split: str, seed: int, pairing: int) -> str:
     """The test split's first caption; elsewhere one of the clip's captions, drawn per pairing as the
     training loop draws one per epoch (rng of (seed, epoch, row index))."""
@@ -775,9 +823,12 @@ def plan_pairings(
 ) -> list[ScenePlan]:
     """Scenes of ``pairings`` seeded draws over the usable clips of a split.
 
-    In draw p, for every n of ``num_sources`` the clips are shuffled (rng of (seed, split, p, n))
-    and grouped n at a time, the sources of a mixture with different content; so each clip is in
-    one scene of each size per draw. The scenes of the sizes are interleaved (one of each in
+    In draw p the clips are shuffled (rng of (seed, split, p)) and shared equally among the sizes
+    of ``num_sources``, in order (whole scenes; single-source scenes take the remainder); each
+    share is grouped n at a time, the sources of a mixture with different content. So a draw uses
+    every clip once, like an epoch of on-the-fly training: with ``1 2``, half the clips are
+    single-source scenes and half form two-source mixtures (the paper's 16 + 8 scenes from 32
+    clips). The scenes of the sizes are interleaved (one of each in
     turn), cut to ``max_scenes`` per draw, and each gets its room and directions from
     ``spatial.PairingSampler`` (a function of (seed, split, p, clip ids); fixed for the test
     split; the sources of a scene in one room, in distinct DoA classes).
@@ -791,12 +842,13 @@ def plan_pairings(
     code = SPLITS.index(split)
     plans: list[ScenePlan] = []
     for p in range(pairings):
-        by_size = []
-        for n in sizes:
-            order = [reader.usable[j] for j in np.random.default_rng([seed, code, p, n]).permutation(len(reader.usable))]
-            groups = [(c,) for c in order] if n == 1 else _distinct_groups(reader, order, n)
-            if n > 1 and len(groups) * n < len(order):
-                logger.info("Draw %d: %d of %d clips form no %d-source mixture.", p, len(order) - len(groups) * n, len(order), n)
+        order = [reader.usable[j] for j in np.random.default_rng([seed, code, p]).permutation(len(reader.usable))]
+        by_size, lo = [], 0
+        for n, count in zip(sizes, _shares(len(order), sizes)):
+            share, lo = order[lo : lo + count], lo + count
+            groups = [(c,) for c in share] if n == 1 else _distinct_groups(reader, share, n)
+            if len(groups) * n < len(share):
+                logger.info("Draw %d: %d of %d clips form no %d-source mixture.", p, len(share) - len(groups) * n, len(share), n)
             by_size.append(groups)
         scenes = [g for turn in itertools.zip_longest(*by_size) for g in turn if g is not None]
         for k, group in enumerate(scenes[:max_scenes]):
