@@ -22,7 +22,6 @@ import torch
 
 from spatial_clap_hf.data.schema import SOURCE_FEATURES, spatial_features
 from spatial_clap_hf.data.spatialized import (
-    MANIFEST_FILE,
     encode_audio,
     load_spatialized,
     quantize,

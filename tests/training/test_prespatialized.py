@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from spatial_clap_hf.data import load_corpus, load_spatialized, make_synthetic_corpus, spatialize
+from spatial_clap_hf.data import load_spatialized, make_synthetic_corpus, spatialize
 from spatial_clap_hf.spatial.rir_bank import RirBank, RirBankConfig
 from spatial_clap_hf.training import load_config, train
 from spatial_clap_hf.training.scenes import SceneBatchSampler, SpatializedScenes, collate_scenes

@@ -78,7 +78,6 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MANIFEST_FILE = "spatialized.json"
 SKIPPED_FILE = "skipped.json"
-CARD_FILE = "README.md"
 _PARTIAL = ".partial"
 _PART_FILE = "part.json"
 _SCAN_FILE = "scan.json"
@@ -414,10 +413,6 @@ class PartInfo:
     room_ids: list[int] = field(default_factory=list)
     params: dict = field(default_factory=dict)
 
-    @property
-    def key(self) -> str:
-        return f"{self.config}/{self.split}"
-
 
 def read_manifest(directory: str | os.PathLike) -> dict:
     """The ``spatialized.json`` of an output directory (raises FileNotFoundError when absent)."""
@@ -587,7 +582,7 @@ def write_part(
                 f"No scene could be drawn for {part_key}: the corpus {reader.name} split has {len(reader.usable)} "
                 "usable clips."
             )
-        shards = _shard_plans(plans, rows_per_shard)
+        shards = list(_chunks(plans, rows_per_shard))
         done = _finished_shards(partial, split, len(shards))
         if done:
             logger.info("%s: resuming, %d of %d shard(s) already written.", part_key, len(done), len(shards))
@@ -614,7 +609,7 @@ def write_part(
     finally:
         _CONTEXT = None
     rooms = sorted({p.room_id for p in plans})
-    info = _complete(directory, manifest, part_key, config, split, data_dir, part_params, digest, done, scan, reader, rooms)
+    info = _complete(directory, part_key, config, split, data_dir, part_params, digest, done, scan, reader, rooms)
     write_dataset_card(directory)
     return info
 
@@ -667,13 +662,8 @@ def _report_scan(scan: ScanReport, reader: ClipReader, sample_rate: int) -> None
         )
 
 
-def _shard_plans(plans: list[ScenePlan], rows_per_shard: int) -> list[list[ScenePlan]]:
-    return list(_chunks(plans, rows_per_shard))
-
-
 def _complete(
     directory: Path,
-    manifest: dict,
     part_key: str,
     config: str,
     split: str,
@@ -685,7 +675,8 @@ def _complete(
     reader: ClipReader,
     room_ids: list[int],
 ) -> PartInfo:
-    """Record the part, write its skip list, then move its shards into place (the last step)."""
+    """Write the part's skip list, move its shards into place, then record it in the manifest (a run
+    stopped in between leaves an unrecorded folder, which the next run rebuilds)."""
     partial = directory / _PARTIAL / config / split
     final = directory / data_dir / split
     skipped_scenes = [entry for i in sorted(done) for entry in done[i]["skipped_scenes"]]
@@ -720,6 +711,8 @@ def _complete(
         shutil.rmtree(final)
     os.replace(partial, final)
     _prune_empty(directory / _PARTIAL)
+    # Read again: another split may have been added to this folder by a build running beside this one.
+    manifest = read_manifest(directory)
     manifest["parts"][part_key] = {"digest": digest, "params": part_params, "info": info.__dict__}
     write_json_atomically(manifest, directory / MANIFEST_FILE)
     logger.info("%s: %d rows (%d scenes) in %s.", part_key, info.rows, info.scenes, final)
