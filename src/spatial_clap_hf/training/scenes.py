@@ -67,19 +67,17 @@ class SpatializedScenes(torch.utils.data.Dataset):
             )
         self.num_samples = int(num_samples)
         self.class_index = {n: i for i, n in enumerate(class_names)}
-        columns = dataset.select_columns([c for c in _COLUMNS if c != "audio"]).to_dict()
-        self.captions, self.captions_src = columns["caption"], columns["caption_src"]
-        self.labels = [[[self.class_index[n] for n in source if n in self.class_index] for source in row]
-                       for row in columns["labels"]]
-        self.azimuths = [tuple(float(a) for a in row) for row in columns["azimuth_deg"]]
-        self.assignments = [tuple(int(a) for a in row) for row in columns["assignment"]]
-        self.room_ids = [int(r) for r in columns["room_id"]]
+        # Only what groups rows into scenes is read up front; a row's captions, labels and
+        # directions are read when its scene is (millions of rows stay in the Arrow table).
+        self._rows = dataset.select_columns([c for c in _COLUMNS if c != "audio"])
+        grouping = self._rows.select_columns(["scene_id", "n_sources", "pairing", "assignment"]).to_dict()
         scenes: dict[str, _Scene] = {}
-        for row, scene_id in enumerate(columns["scene_id"]):
-            scene = scenes.setdefault(scene_id, _Scene(int(columns["n_sources"][row]), int(columns["pairing"][row]), []))
+        for row, scene_id in enumerate(grouping["scene_id"]):
+            n = int(grouping["n_sources"][row])
+            scene = scenes.setdefault(scene_id, _Scene(n, int(grouping["pairing"][row]), []))
             scene.rows.append(row)
         for scene in scenes.values():
-            scene.rows.sort(key=lambda r: self.assignments[r] != tuple(range(scene.n_sources)))
+            scene.rows.sort(key=lambda r: list(grouping["assignment"][r]) != list(range(scene.n_sources)))
             if scl and scene.n_sources > 1 and len(scene.rows) < 2:
                 raise ValueError(
                     f"batch.scl needs every assignment of each mixture, but the {name} holds only the drawn one; "
@@ -107,14 +105,15 @@ class SpatializedScenes(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         scene = self.scenes[int(index)]
         rows = scene.rows if (self.scl and scene.n_sources > 1) else scene.rows[:1]
+        meta = [self._rows[r] for r in rows]
         return {
             "waves": np.stack([self._fit(self.clips[r]) for r in rows]),
-            "captions": [self.captions[r] for r in rows],
-            "captions_src": [self.captions_src[r] for r in rows],
-            "azimuths": [self.azimuths[r] for r in rows],
-            "assignments": [self.assignments[r] for r in rows],
-            "room_id": self.room_ids[rows[0]],
-            "labels": self.labels[rows[0]],
+            "captions": [m["caption"] for m in meta],
+            "captions_src": [m["caption_src"] for m in meta],
+            "azimuths": [tuple(float(a) for a in m["azimuth_deg"]) for m in meta],
+            "assignments": [tuple(int(a) for a in m["assignment"]) for m in meta],
+            "room_id": int(meta[0]["room_id"]),
+            "labels": [[self.class_index[n] for n in source if n in self.class_index] for source in meta[0]["labels"]],
         }
 
 
