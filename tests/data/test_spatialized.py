@@ -20,6 +20,7 @@ import pytest
 import scipy.signal
 import torch
 
+from spatial_clap_hf.data.dataset_card import render_dataset_card
 from spatial_clap_hf.data.schema import SOURCE_FEATURES, spatial_features
 from spatial_clap_hf.data.spatialized import (
     AudioClips,
@@ -249,6 +250,10 @@ def test_card_names_the_files_and_load_dataset_reads_the_folder(built, tmp_path)
     manifest = read_manifest(out)
     assert manifest["parts"]["default/train"]["info"]["rows"] == info.rows
     assert not (out / ".partial").exists()
+    # the card pushed with the data names its Hub id
+    pushed = str(render_dataset_card(out, repo_id="you/spatial-set"))
+    assert 'load_dataset("you/spatial-set", split="train", streaming=True)' in pushed
+    assert "path: data/train/train-*" in pushed
 
 
 def test_existing_parts_are_reused_and_other_parameters_refused(built, corpus, bank, tmp_path, caplog):

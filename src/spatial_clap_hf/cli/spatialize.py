@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--split", required=True, type=canonical_split, choices=SPLITS, help="corpus split and rooms to use")
     add("--output-dir", required=True, metavar="DIR", help="dataset folder (new, empty, or one this command wrote)")
     add("--num-sources", type=int, nargs="+", default=[1], metavar="N",
-        help="sources per scene; several give scenes of each size, every clip in one scene of each size per draw (default 1)")
+        help="sources per scene; several share each draw's clips equally (1 2: half alone, half in pairs) (default 1)")
     add("--scl", action="store_true", help="write every mixture in all n! assignments of its directions (rows share scene_id)")
     add("--pairings", type=int, default=1, metavar="K", help="re-drawn pairings of train/validation as distinct rows (default 1)")
     add("--max-scenes", type=int, default=None, metavar="N", help="at most N scenes per pairing (default all)")
