@@ -80,7 +80,7 @@ class Bench:
     def _inputs(self, clip_batch) -> dict:
         clip_batch.clips = clip_batch.clips.to(self.device)
         with self._autocast():
-            return self.task.model_inputs(clip_batch, self.spatializer, epoch=0)
+            return self.task.model_inputs(self.task.render(clip_batch, self.spatializer, epoch=0))
 
     def full_steps(self, workers: int) -> dict:
         """``steps`` full steps after one warm-up; times loader waits, data preparation, model."""

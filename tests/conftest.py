@@ -6,6 +6,10 @@ nothing is downloaded.
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import numpy as np
 import pytest
 import torch
@@ -127,3 +131,54 @@ def tiny_checkpoint(tmp_path_factory, tiny_processor):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+class FakeHub(BaseHTTPRequestHandler):
+    """A local stand-in for the Hub, up to the network boundary: it records every request, creates
+    repositories, answers that dataset repositories do not exist yet, and refuses uploads."""
+
+    requests: list = []
+
+    def _record(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.requests.append((self.command, self.path, self.headers.get("Authorization"), body))
+
+    def _reply(self, status, payload, headers=()):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in headers:
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):  # noqa: N802
+        self._record()
+        if self.path == "/api/repos/create":
+            port = self.server.server_address[1]
+            name = json.loads(self.requests[-1][3] or b"{}")
+            repo = f"{name.get('organization', 'someone')}/{name.get('name', 'my-model')}"
+            prefix = "datasets/" if name.get("type") == "dataset" else ""
+            self._reply(200, {"url": f"http://127.0.0.1:{port}/{prefix}{repo}", "name": repo})
+        elif self.command == "GET" and self.path.startswith("/api/datasets/"):
+            self._reply(404, {"error": "Repository not found"}, [("X-Error-Code", "RepoNotFound")])
+        else:
+            self._reply(403, {"error": "uploads are refused by this test server"})
+
+    do_GET = do_PUT = do_POST
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake_hub():
+    """``(endpoint URL, recorded requests)`` of a running ``FakeHub``."""
+    FakeHub.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", FakeHub.requests
+    server.shutdown()

@@ -11,6 +11,8 @@ import pytest
 
 from spatial_clap_hf.cli import main
 from spatial_clap_hf.data.schema import EVAL_SET_NAMES, SOURCE_FEATURES
+from spatial_clap_hf.data.spatialized import AudioClips
+from spatial_clap_hf.evaluation.runner import load_eval_sets
 from spatial_clap_hf.spatial.rir_bank import RirBank
 
 TINY = ["--max-rooms", "1", "--azimuth-step", "30", "--num-workers", "1"]
@@ -73,15 +75,17 @@ def test_make_eval_sets_cli(bank_dir, tmp_path):
     out = tmp_path / "eval"
     sizes = ["--n-doa", "5", "--n-assignment2", "3", "--n-assignment3", "2", "--n-retrieval", "4"]
     args = ["make-eval-sets", "--corpus", str(tmp_path / "corpus"), "--rirs", str(bank_dir), "--output-dir", str(out)]
-    assert main(args + sizes + ["--clip-seconds", "0.25", "--seed", "1"]) == 0
+    assert main(args + sizes + ["--clip-seconds", "0.25", "--seed", "1", "--num-proc", "2"]) == 0
+    sets = load_eval_sets(out)
     for name in EVAL_SET_NAMES:
-        ds = datasets.load_from_disk(str(out / name))
-        assert len(ds) > 0 and np.asarray(ds[0]["waveform"]).shape == (2, 4000)
-    assert len(datasets.load_from_disk(str(out / "doa_val"))) == 5
-    assert datasets.load_from_disk(str(out / "assignment2"))["source_ids"][0][0].startswith("test-")
+        assert len(sets[name]) > 0 and AudioClips(sets[name])[0].shape == (2, 4000)
+    assert len(sets["doa_val"]) == 5 and len(sets["assignment2"]) == 3 * 2 and len(sets["assignment3"]) == 2 * 6
+    assert sets["assignment2"]["source_ids"][0][0].startswith("test-")
     val = tmp_path / "eval_val"
     args_val = ["make-eval-sets", "--corpus", str(tmp_path / "corpus"), "--rirs", str(bank_dir), "--output-dir", str(val)]
     assert main(args_val + sizes + ["--clip-seconds", "0.25", "--split", "validation"]) == 0
-    assert datasets.load_from_disk(str(val / "assignment2"))["source_ids"][0][0].startswith("validation-")
+    assert load_eval_sets(val)["assignment2"]["source_ids"][0][0].startswith("validation-")
     with pytest.raises(SystemExit, match="no RIR bank"):
         main(["make-eval-sets", "--corpus", str(tmp_path / "corpus"), "--rirs", str(tmp_path), "--output-dir", str(out)])
+    with pytest.raises(SystemExit, match="something other than a spatialized dataset"):
+        main(args_val[:-1] + [str(tmp_path / "corpus")] + sizes + ["--clip-seconds", "0.25"])

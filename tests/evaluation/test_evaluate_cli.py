@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import datasets
 import numpy as np
 import pytest
 import torch
@@ -17,104 +15,31 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from spatial_clap_hf import create_model
 from spatial_clap_hf.cli import main
-from spatial_clap_hf.data.schema import EVAL_SET_NAMES, assignment_features, doa_features, retrieval_features
-from spatial_clap_hf.evaluation.metrics import doa_classification_accuracy, retrieval_recalls
+from spatial_clap_hf.data import build_eval_sets, make_synthetic_corpus
+from spatial_clap_hf.data.schema import EVAL_SET_NAMES
+from spatial_clap_hf.data.spatialized import AudioClips
+from spatial_clap_hf.evaluation.metrics import assignment_accuracy, doa_classification_accuracy, retrieval_recalls
 from spatial_clap_hf.evaluation.probe import doa_probe_mae_deg
 from spatial_clap_hf.evaluation.report import validate_report
-from spatial_clap_hf.evaluation.runner import load_eval_sets, run_evaluation
+from spatial_clap_hf.evaluation.runner import assignment_candidates, load_eval_sets, run_evaluation
 from spatial_clap_hf.models.loading import audio_embeddings, embedding_tensor, load_model_and_processor, text_embeddings
-from spatial_clap_hf.spatial.conventions import compose_caption, doa_class, fold_azimuth, neutral_prompts
+from spatial_clap_hf.spatial.conventions import neutral_prompts
+from spatial_clap_hf.spatial.rir_bank import RirBank, RirBankConfig
 
 SR = 16000
 CLIP_S = 0.5
-SOURCES = ["A dog is barking", "A bell rings", "Rain falls on a roof", "A man speaks", "A siren wails", "Birds chirp"]
-
-
-def _stereo(azimuths: list[float], rng: np.random.Generator) -> np.ndarray:
-    """(2, samples) float32 mixture of noise bursts, each with the inter-channel delay of its azimuth."""
-    n = int(CLIP_S * SR)
-    out = np.zeros((2, n), dtype=np.float32)
-    for az in azimuths:
-        lag = int(round(0.15 / 340.0 * SR * np.sin(np.radians(az))))  # > 0: left channel leads
-        src = 0.1 * rng.standard_normal(n + 20).astype(np.float32)
-        out[0] += src[10 : 10 + n]
-        out[1] += src[10 - lag : 10 - lag + n]
-    return out / len(azimuths)
-
-
-def _common(i: int, azimuths: list[float], sources: list[int], rng) -> dict:
-    return {
-        "id": f"clip{i}",
-        "waveform": _stereo(azimuths, rng),
-        "sampling_rate": SR,
-        "room_id": 7,
-        "azimuths_deg": azimuths,
-        "source_ids": [f"src{s}" for s in sources],
-    }
-
-
-def _doa_set(n: int, seed: int) -> datasets.Dataset:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        az = float(rng.uniform(-180, 180))
-        src = i % len(SOURCES)
-        rows.append(
-            {
-                **_common(i, [az], [src], rng),
-                "folded_azimuth_deg": float(fold_azimuth(az)),
-                "doa_class": int(doa_class(az)),
-                "caption_src": compose_caption([SOURCES[src]]),
-                "caption_sp_src": compose_caption([SOURCES[src]], [az]),
-            }
-        )
-    return datasets.Dataset.from_list(rows, features=doa_features())
-
-
-def _assignment_set(n: int, n_sources: int, seed: int) -> datasets.Dataset:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        srcs = [int(s) for s in rng.choice(len(SOURCES), n_sources, replace=False)]
-        azs = [80.0, 0.0, -80.0][:n_sources]
-        perms = list(itertools.permutations(range(n_sources)))
-        cands = [compose_caption([SOURCES[s] for s in srcs], [azs[p] for p in perm]) for perm in perms]
-        label = int(rng.integers(len(perms)))
-        cands[0], cands[label] = cands[label], cands[0]  # identity caption moved to position `label`
-        rows.append({**_common(i, azs, srcs, rng), "candidate_captions": cands, "label": label})
-    return datasets.Dataset.from_list(rows, features=assignment_features())
-
-
-def _retrieval_set(n: int, seed: int) -> datasets.Dataset:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        srcs = [i % len(SOURCES)] if i % 2 == 0 else [i % len(SOURCES), (i + 1) % len(SOURCES)]
-        azs = [float(a) for a in rng.uniform(-90, 90, len(srcs))]
-        rows.append(
-            {
-                **_common(i, azs, srcs, rng),
-                "n_sources": len(srcs),
-                "caption_src": compose_caption([SOURCES[s] for s in srcs]),
-                "caption_sp_src": compose_caption([SOURCES[s] for s in srcs], azs),
-            }
-        )
-    return datasets.Dataset.from_list(rows, features=retrieval_features())
+SIZES = dict(n_doa=10, n_doa_val=10, n_assignment2=2, n_assignment3=1, n_retrieval=6)
 
 
 @pytest.fixture(scope="module")
 def eval_dir(tmp_path_factory) -> Path:
+    """The evaluation sets of `make-eval-sets` on the synthetic corpus and one room per split."""
     root = tmp_path_factory.mktemp("eval_sets")
-    sets = {
-        "doa": _doa_set(10, 1),
-        "doa_val": _doa_set(10, 2),
-        "assignment2": _assignment_set(4, 2, 3),
-        "assignment3": _assignment_set(3, 3, 4),
-        "retrieval": _retrieval_set(6, 5),
-    }
-    for name, ds in sets.items():
-        ds.save_to_disk(str(root / name))
-    return root
+    corpus = make_synthetic_corpus(n_train=0, n_validation=12, n_test=16, clip_seconds=CLIP_S, output_dir=root / "corpus")
+    bank = RirBank.build(root / "rirs", RirBankConfig(max_rooms_per_split=1, azimuth_step_deg=30),
+                         splits=["validation", "test"], show_progress=False)
+    build_eval_sets(corpus, bank, root / "eval", clip_seconds=CLIP_S, show_progress=False, **SIZES)
+    return root / "eval"
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +79,7 @@ def test_cli_writes_valid_report_markdown_and_figure(cli_run, eval_dir):
     validate_report(report)
     assert [r["model"] for r in report["rows"]] == ["spatial-scl", "mono"]
     assert [(r["spatial_encoder"], r["scl"]) for r in report["rows"]] == [("seld", True), ("none", False)]
-    assert (report["n_retrieval"], report["n_doa"], report["n_assignment"], report["n_assignment3"]) == (6, 10, 4, 3)
+    assert (report["n_retrieval"], report["n_doa"], report["n_assignment"], report["n_assignment3"]) == (6, 10, 4, 6)
     for row in report["rows"]:
         assert row["r10_a2t_sp_src"] == 1.0  # N = 6 < 10: every target is in the top 10
         assert row["r1_a2t_sp_src"] <= row["r5_a2t_sp_src"] <= row["r10_a2t_sp_src"]
@@ -180,17 +105,27 @@ def test_report_numbers_match_the_metric_functions(cli_run, eval_dir, model_dirs
     sets = load_eval_sets(eval_dir)
     model, processor = load_model_and_processor(model_dirs[0], "cpu")
     kw = {"batch_size": 4, "device": "cpu"}
-    doa_audio = audio_embeddings(model, processor, sets["doa"], **kw)
+    first = lambda name, key: [v[0] for v in sets[name][key]]  # noqa: E731  (single-source sets)
+    doa_audio = audio_embeddings(model, processor, AudioClips(sets["doa"]), **kw)
     prompts = text_embeddings(model, processor, neutral_prompts(), **kw)
-    assert row["doa_accuracy"] == doa_classification_accuracy(doa_audio, prompts, sets["doa"]["doa_class"][:])
-    val_audio = audio_embeddings(model, processor, sets["doa_val"], **kw)
-    mae = doa_probe_mae_deg(val_audio, sets["doa_val"]["folded_azimuth_deg"][:], doa_audio, sets["doa"]["folded_azimuth_deg"][:])
+    assert row["doa_accuracy"] == doa_classification_accuracy(doa_audio, prompts, first("doa", "doa_class"))
+    val_audio = audio_embeddings(model, processor, AudioClips(sets["doa_val"]), **kw)
+    mae = doa_probe_mae_deg(val_audio, first("doa_val", "folded_azimuth_deg"), doa_audio, first("doa", "folded_azimuth_deg"))
     assert row["doa_probe_mae_deg"] == pytest.approx(mae, abs=1e-9)
-    ret_audio = audio_embeddings(model, processor, sets["retrieval"], **kw)
+    ret_audio = audio_embeddings(model, processor, AudioClips(sets["retrieval"]), **kw)
     r = retrieval_recalls(ret_audio, text_embeddings(model, processor, sets["retrieval"]["caption_src"][:], **kw), ks=(1,))
     assert (row["r1_a2t_src"], row["r1_t2a_src"]) == (r["r1_a2t"], r["r1_t2a"])
+    # Assignment: each row against the captions of its scene's rows (every assignment), its own the right one.
+    a3 = sets["assignment3"]
+    cands, labels = assignment_candidates(a3["scene_id"][:], a3["caption"][:], "assignment3")
+    assert len(cands) == 6 and all(c == a3["caption"][:] for c in cands) and labels == list(range(6))
+    audio3 = audio_embeddings(model, processor, AudioClips(a3), **kw)
+    text3 = text_embeddings(model, processor, [c for row in cands for c in row], **kw).reshape(6, 6, -1)
+    assert row["assignment3_accuracy"] == assignment_accuracy(audio3, text3, labels)
     # Batching does not change the embeddings; repeated texts are embedded once and mapped back.
-    np.testing.assert_allclose(audio_embeddings(model, processor, sets["doa"], batch_size=1, device="cpu"), doa_audio, atol=1e-5)
+    np.testing.assert_allclose(
+        audio_embeddings(model, processor, AudioClips(sets["doa"]), batch_size=1, device="cpu"), doa_audio, atol=1e-5
+    )
     twice = text_embeddings(model, processor, ["A bell rings.", "A dog barks.", "A bell rings."], **kw)
     torch.testing.assert_close(twice[0], twice[2])
     assert twice.shape[0] == 3
@@ -217,6 +152,8 @@ def test_console_script_in_a_subprocess_reproduces_the_row(cli_run, eval_dir, mo
 def test_clear_errors(tmp_path, eval_dir, model_dirs):
     with pytest.raises(FileNotFoundError, match="make-eval-sets"):
         run_evaluation([model_dirs[0]], tmp_path, tmp_path / "out")
+    with pytest.raises(ValueError, match="every assignment of each mixture"):
+        assignment_candidates(["s0", "s1"], ["A.", "B."], "assignment2")  # one row per scene: not an SCL set
     with pytest.raises(ValueError, match="one name per model"):
         run_evaluation(model_dirs, eval_dir, tmp_path / "out", names=["only-one"])
     with pytest.raises(FileNotFoundError, match="save_pretrained"):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from spatial_clap_hf import SeldNetForSoundEventLocalization
+from spatial_clap_hf.data.spatialized import encode_audio
 from spatial_clap_hf.evaluation.seld import binding_accuracy, labels_by_source_id, seld_scene_metrics
 
 
@@ -35,12 +36,15 @@ def _constant_model(config, doa_deg_by_class, active):
 
 
 def _scenes(azimuths, sources):
+    """Rows with the columns of a spatialized dataset that the diagnostic reads (noise audio)."""
     rng = np.random.default_rng(0)
-    return datasets.Dataset.from_dict({
-        "waveform": [rng.standard_normal((2, 4000)).astype(np.float32) for _ in azimuths],
-        "azimuths_deg": azimuths,
-        "source_ids": sources,
+    features = datasets.Features({
+        "audio": datasets.Audio(sampling_rate=16000, num_channels=2),
+        "azimuth_deg": datasets.List(datasets.Value("float32")),
+        "source_ids": datasets.List(datasets.Value("string")),
     })
+    audio = [{"bytes": encode_audio(0.1 * rng.standard_normal((2, 4000)), 16000)[0], "path": None} for _ in azimuths]
+    return datasets.Dataset.from_dict({"audio": audio, "azimuth_deg": azimuths, "source_ids": sources}, features=features)
 
 
 def test_seld_scene_metrics_reads_each_source_class(tiny_seldnet_config):

@@ -1,8 +1,6 @@
-"""Model cards and the Hub upload, up to the network boundary (a local HTTP server)."""
+"""Model cards and the Hub upload, up to the network boundary (the local HTTP server of conftest's ``fake_hub``)."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from huggingface_hub import ModelCard
@@ -31,46 +29,6 @@ def test_card_without_results_has_no_model_index():
     card = render_model_card(get_config("tiny-mono"))
     assert not card.data.eval_results
     assert "mono baseline" in card.text and "## Evaluation" not in card.text
-
-
-class _FakeHub(BaseHTTPRequestHandler):
-    requests: list = []
-
-    def _record(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        self.requests.append((self.command, self.path, self.headers.get("Authorization"), body))
-
-    def _reply(self, status, payload):
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self):  # noqa: N802
-        self._record()
-        if self.path == "/api/repos/create":
-            port = self.server.server_address[1]
-            self._reply(200, {"url": f"http://127.0.0.1:{port}/someone/my-model", "name": "someone/my-model"})
-        else:
-            self._reply(403, {"error": "uploads are refused by this test server"})
-
-    do_GET = do_PUT = do_POST
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def fake_hub():
-    _FakeHub.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeHub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", _FakeHub.requests
-    server.shutdown()
 
 
 def test_push_creates_the_repo_with_the_token_then_uploads_to_it(tmp_path, fake_hub):

@@ -13,7 +13,10 @@ import sys
 from typing import Sequence
 
 # Sub-command modules, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("make_corpus", "build_audiocaps", "make_rirs", "make_eval_sets", "evaluate", "train", "quickstart", "classify", "embed")
+SUBCOMMANDS: tuple[str, ...] = (
+    "make_corpus", "build_audiocaps", "make_rirs", "spatialize", "make_eval_sets", "evaluate", "train", "quickstart",
+    "classify", "embed",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", nargs="+", required=True, metavar="DIR", help="model directories (save_pretrained)")
     parser.add_argument(
-        "--eval-data", required=True, metavar="DIR", help="directory of the evaluation sets (make-eval-sets)"
+        "--eval-data",
+        required=True,
+        metavar="DIR_OR_HUB_ID",
+        help="evaluation sets: a make-eval-sets folder or the Hub dataset id it was pushed to",
     )
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="where the report and the figure go")
     parser.add_argument(

@@ -11,11 +11,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "make-eval-sets",
         help="Build the evaluation sets (doa, doa_val, assignment2, assignment3, retrieval).",
         description=(
-            "Spatialize clips of a source corpus with RIRs of held-out rooms (fixed seed) and save every "
-            "evaluation set under --output-dir."
+            "Spatialize clips of a source corpus with RIRs of held-out rooms (fixed seed) into one spatialized "
+            "dataset with a config per evaluation set (the schema of `spatial-clap spatialize`: Parquet shards "
+            "and a dataset card) under --output-dir. Complete sets with the same parameters are reused; an "
+            "interrupted build resumes."
         ),
     )
-    parser.add_argument("--corpus", required=True, metavar="DIR", help="source corpus (make-corpus, build-audiocaps)")
+    parser.add_argument(
+        "--corpus", required=True, metavar="DIR_OR_HUB_ID", help="source corpus (make-corpus, build-audiocaps, or a Hub id)"
+    )
     parser.add_argument("--rirs", required=True, metavar="DIR", help="RIR bank with val and test splits (make-rirs)")
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="where the sets are saved")
     parser.add_argument("--n-doa", type=int, default=500, metavar="N", help="doa rows (default 500)")
@@ -31,13 +35,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="test",
         help="clips and rooms of the sets: test (the report's, default) or validation (for choosing settings)",
     )
-    parser.add_argument("--device", default="cpu", help="torch device for the convolutions (default cpu)")
+    parser.add_argument("--num-proc", type=int, default=1, metavar="P", help="worker processes (default 1)")
+    parser.add_argument("--bit-depth", type=int, choices=(16, 24), default=16, help="PCM bits of the FLAC audio (default 16)")
+    parser.add_argument("--device", default="cpu", help="torch device for the convolutions, with --num-proc 1 (default cpu)")
+    parser.add_argument("--push-to-hub", metavar="USER/NAME", default=None, help="then upload the sets to this Hub dataset repository")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..data.audiocaps import load_corpus
     from ..data.eval_sets import build_eval_sets
+    from ..data.spatialized import push_spatialized
     from ..spatial.rir_bank import RirBank
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -54,12 +62,16 @@ def run(args: argparse.Namespace) -> int:
             n_assignment3=args.n_assignment3,
             n_retrieval=args.n_retrieval,
             seed=args.seed,
-            sample_rate=bank.sample_rate,
             clip_seconds=args.clip_seconds,
             split=args.split,
+            bit_depth=args.bit_depth,
+            num_proc=args.num_proc,
             device=args.device,
+            corpus_name=args.corpus,
         )
-    except (ValueError, KeyError, FileNotFoundError) as err:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
         raise SystemExit(f"make-eval-sets: {err}") from err
     print("Evaluation sets in " + args.output_dir + ": " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
+    if args.push_to_hub:
+        print(f"Pushed to {push_spatialized(args.output_dir, args.push_to_hub)}")
     return 0

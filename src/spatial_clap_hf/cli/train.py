@@ -44,8 +44,8 @@ def register(subparsers) -> None:
     _add_common(main)
     main.add_argument(
         "--eval-data",
-        metavar="DIR",
-        help="evaluation sets (spatial-clap make-eval-sets): evaluate the final model and put the "
+        metavar="DIR_OR_HUB_ID",
+        help="evaluation sets (spatial-clap make-eval-sets, or their Hub id): evaluate the final model and put the "
         "results into its model card (model-index) before any push",
     )
     main.set_defaults(func=_run, stage="contrastive", objective=None)

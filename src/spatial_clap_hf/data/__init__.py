@@ -1,4 +1,4 @@
-"""Datasets: source corpora (AudioCaps, embedded synthetic corpus), evaluation sets, collators.
+"""Datasets: source corpora (AudioCaps, embedded synthetic corpus), spatialized datasets, evaluation sets.
 
 May use ``spatial_clap_hf.spatial``; imports no model, training or evaluation code.
 """
@@ -12,8 +12,10 @@ from .audiocaps import (
     load_label_names,
     save_corpus,
 )
+from .clips import ClipReader
 from .eval_sets import build_eval_sets
-from .schema import EVAL_SET_NAMES, SOURCE_FEATURES, assignment_features, doa_features, retrieval_features
+from .schema import EVAL_SET_NAMES, SOURCE_FEATURES, spatial_features
+from .spatialized import AudioClips, load_spatialized, push_spatialized, read_manifest, spatialize
 from .synthetic import SYNTHETIC_CLASSES, ClipSpec, make_synthetic_corpus
 
 __all__ = [
@@ -23,18 +25,22 @@ __all__ = [
     "SYNTHETIC_CLASSES",
     "AudioCapsBuilder",
     "AudioCapsConfig",
+    "AudioClips",
     "AudioDecodeError",
+    "ClipReader",
     "ClipSpec",
-    "assignment_features",
     "build_audiocaps",
     "build_eval_sets",
     "decoded_to_array",
-    "doa_features",
     "load_audio",
     "load_corpus",
     "load_label_names",
+    "load_spatialized",
     "make_synthetic_corpus",
     "probe_audio",
-    "retrieval_features",
+    "push_spatialized",
+    "read_manifest",
     "save_corpus",
+    "spatial_features",
+    "spatialize",
 ]

@@ -273,6 +273,7 @@ class AudioCapsBuilder(datasets.GeneratorBasedBuilder):
             description="AudioCaps clips (mono source audio) with their captions and AudioSet labels.",
             features=SOURCE_FEATURES,
             homepage="https://audiocaps.github.io/",
+            license="Captions: MIT (github.com/cdjkim/audiocaps); audio: YouTube videos indexed by AudioSet.",
             citation=(
                 "@inproceedings{kim2019audiocaps, title={AudioCaps: Generating Captions for Audios in "
                 "the Wild}, author={Kim, Chris Dongjoo and Kim, Byeongchang and Lee, Hyunmin and "
@@ -502,17 +503,21 @@ def load_label_names(corpus_dir: str | os.PathLike) -> list[str]:
 
 
 def load_corpus(path: str | os.PathLike) -> datasets.DatasetDict:
-    """Load a source corpus (AudioCaps or synthetic) saved with ``save_to_disk``.
+    """Load a source corpus (AudioCaps or synthetic): a folder saved with ``save_to_disk``, or a
+    Hub dataset id (``user/name``, read with ``load_dataset``) with the same splits and columns.
 
     Checks that it has the splits train/validation/test and the ``SOURCE_FEATURES`` columns.
     """
     path = Path(path)
-    if not (path / "dataset_dict.json").is_file():
+    if (path / "dataset_dict.json").is_file():
+        corpus = datasets.load_from_disk(str(path))
+    elif not path.exists() and _looks_like_hub_id(str(path)):
+        corpus = datasets.load_dataset(str(path))
+    else:
         raise FileNotFoundError(
             f"No saved corpus at {path}; create one with `spatial-clap make-corpus` or "
-            "`spatial-clap build-audiocaps`."
+            "`spatial-clap build-audiocaps`, or give a Hub dataset id (user/name)."
         )
-    corpus = datasets.load_from_disk(str(path))
     missing_splits = {"train", "validation", "test"} - set(corpus)
     if missing_splits:
         raise ValueError(f"Corpus at {path} lacks the split(s) {sorted(missing_splits)}.")
@@ -521,3 +526,8 @@ def load_corpus(path: str | os.PathLike) -> datasets.DatasetDict:
         if missing:
             raise ValueError(f"Corpus split '{split}' at {path} lacks the column(s) {sorted(missing)}.")
     return corpus
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "~"))

@@ -1,21 +1,16 @@
 """Column contracts of the datasets this package writes and reads.
 
 Source corpora (the AudioCaps builder output and the embedded synthetic corpus) hold
-*mono, dry* clips with their content captions; spatialization happens later. Evaluation
-sets hold *spatialized* clips, already mixed in test rooms with a fixed pairing.
+*mono, dry* clips with their content captions. Spatialized datasets (``spatial-clap
+spatialize`` and the evaluation sets) hold stereo scenes rendered in simulated rooms, one
+schema for both: ``spatial_features``.
 """
 
 from __future__ import annotations
 
 from datasets import Audio, Features, List, Value
 
-__all__ = [
-    "EVAL_SET_NAMES",
-    "SOURCE_FEATURES",
-    "assignment_features",
-    "doa_features",
-    "retrieval_features",
-]
+__all__ = ["EVAL_SET_NAMES", "SOURCE_FEATURES", "spatial_features"]
 
 #: One row per clip. ``audio`` decodes (torchcodec) to a mono clip; ``captions`` holds
 #: one or more content captions (AudioCaps val/test have five); ``labels`` the clip's
@@ -29,56 +24,48 @@ SOURCE_FEATURES = Features(
     }
 )
 
-#: Names of the evaluation sets, each saved with ``save_to_disk`` under ``<eval-dir>/<name>``.
-#: All come from test rooms and test clips, except ``doa_val`` (validation rooms and clips,
-#: same columns as ``doa``), which only fits the linear DoA probe scored on ``doa``.
+#: Names of the evaluation sets: the configs of one spatialized dataset (``<eval-dir>/<name>/<split>/``).
+#: All come from test rooms and test clips, except ``doa_val`` (validation rooms and clips),
+#: which only fits the linear DoA probe scored on ``doa``.
 EVAL_SET_NAMES = ("doa", "doa_val", "assignment2", "assignment3", "retrieval")
 
 
-def _spatial_columns() -> dict:
-    # ``waveform``: float32, shaped (channels, samples), at ``sampling_rate`` Hz.
-    return {
-        "id": Value("string"),
-        "waveform": List(List(Value("float32"))),
-        "sampling_rate": Value("int32"),
-        "room_id": Value("int32"),
-        "azimuths_deg": List(Value("float32")),
-        "source_ids": List(Value("string")),
-    }
+def spatial_features(sample_rate: int = 16000, num_channels: int = 2) -> Features:
+    """Columns of a spatialized dataset (``spatial-clap spatialize``, the evaluation sets).
 
-
-def doa_features() -> Features:
-    """Single-source clips: ``doa_class`` (0 = left … K−1 = right) of the folded azimuth."""
+    One row is one rendering of a scene: ``audio`` FLAC-encoded, (num_channels, samples) at
+    ``sample_rate`` Hz, channel 0 the left microphone. Per scene: ``source_ids``,
+    ``source_captions`` (one content caption per source) and ``labels`` (one list of class names
+    per source), ``n_sources``; the room (``room_id``, ``room_dim`` in metres (x, y, z),
+    wall energy ``absorption``, Sabine ``rt60`` in seconds); ``scene_id``, ``pairing`` (the draw
+    of a train split: 0, 1, … K−1; 0 for a fixed test pairing). Per row: ``assignment`` σ
+    (source i is heard from the direction drawn for source σ(i); the identity is the drawn
+    scene, the other n! − 1 are its SCL swaps and share its ``scene_id``), the per-source
+    ``azimuth_deg`` (degrees, counter-clockwise from the front: +90° = left),
+    ``folded_azimuth_deg`` (asin(sin θ) ∈ [−90°, 90°]) and ``doa_class`` (0 = left … K−1 =
+    right) under that assignment; ``caption`` (each source's caption with the phrase of its
+    direction, one sentence per source) and ``caption_src`` (content only); ``gain``, the factor
+    the rendered mixture was scaled by before quantisation (1 unless it would have clipped).
+    """
     return Features(
         {
-            **_spatial_columns(),
-            "folded_azimuth_deg": Value("float32"),
-            "doa_class": Value("int32"),
+            "audio": Audio(sampling_rate=int(sample_rate), num_channels=int(num_channels)),
+            "caption": Value("string"),
             "caption_src": Value("string"),
-            "caption_sp_src": Value("string"),
-        }
-    )
-
-
-def assignment_features() -> Features:
-    """n-source mixtures: ``candidate_captions`` holds the n! who-is-where captions
-    (same content, permuted directions) and ``label`` the index of the true one."""
-    return Features(
-        {
-            **_spatial_columns(),
-            "candidate_captions": List(Value("string")),
-            "label": Value("int32"),
-        }
-    )
-
-
-def retrieval_features() -> Features:
-    """Single- and multi-source clips with their spatial and content-only captions."""
-    return Features(
-        {
-            **_spatial_columns(),
+            "source_captions": List(Value("string")),
+            "source_ids": List(Value("string")),
+            "labels": List(List(Value("string"))),
             "n_sources": Value("int32"),
-            "caption_src": Value("string"),
-            "caption_sp_src": Value("string"),
+            "azimuth_deg": List(Value("float32")),
+            "folded_azimuth_deg": List(Value("float32")),
+            "doa_class": List(Value("int32")),
+            "room_id": Value("int32"),
+            "room_dim": List(Value("float32")),
+            "absorption": Value("float32"),
+            "rt60": Value("float32"),
+            "scene_id": Value("string"),
+            "assignment": List(Value("int32")),
+            "pairing": Value("int32"),
+            "gain": Value("float32"),
         }
     )

@@ -1,15 +1,18 @@
 """Embed the evaluation sets with saved models and compute the full Table-1 protocol.
 
-The evaluation directory holds the sets of ``data.schema.EVAL_SET_NAMES`` saved with
-``save_to_disk`` (``<eval-dir>/doa``, ``doa_val``, ``assignment2``, ``assignment3``,
-``retrieval``). Per model:
+The evaluation data is the spatialized dataset of ``make-eval-sets`` (``data.eval_sets``): a
+local folder or a Hub dataset id, with one config per name of ``data.schema.EVAL_SET_NAMES``
+(``doa``, ``doa_val``, ``assignment2``, ``assignment3``, ``retrieval``), each with one split.
+Per model:
 
 * retrieval (``retrieval`` set): R@1/5/10 audio→text and text→audio with the spatial
-  (``caption_sp_src``) captions, R@1 with the content-only (``caption_src``) captions;
+  (``caption``) captions, R@1 with the content-only (``caption_src``) captions;
   ``similarity_sp`` / ``similarity_src`` = mean cosine of each clip with its own
   spatial / content-only caption;
 * zero-shot DoA (``doa``): argmax over the neutral prompts of ``neutral_prompts()``;
-* assignment (``assignment2``, ``assignment3``): argmax over each clip's n! candidates;
+* assignment (``assignment2``, ``assignment3``): every row is a query; its candidates are the
+  captions of the n! rows of its scene (same ``scene_id``: the same sources, every
+  assignment of the directions), its own caption the right one; argmax over them;
 * DoA probe: ridge probe fit on ``doa_val`` audio embeddings, scored on ``doa``.
 
 Models run in eval mode under ``torch.inference_mode`` in batches on one device; the
@@ -29,6 +32,7 @@ import numpy as np
 import torch
 
 from ..data.schema import EVAL_SET_NAMES
+from ..data.spatialized import AudioClips, load_spatialized
 from ..models.loading import audio_embeddings, load_model_and_processor, resolve_device, text_embeddings
 from ..spatial.conventions import DEFAULT_PHRASES, PhraseSet, neutral_prompts
 from .metrics import (
@@ -41,7 +45,7 @@ from .plot import EmbeddingPanel, plot_embeddings_pca
 from .probe import doa_probe_mae_deg
 from .report import ROW_KEYS, make_report, write_report
 
-__all__ = ["ModelEvaluation", "evaluate_model", "load_eval_sets", "run_evaluation"]
+__all__ = ["ModelEvaluation", "assignment_candidates", "evaluate_model", "load_eval_sets", "run_evaluation"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,15 +58,24 @@ class ModelEvaluation:
     panel: EmbeddingPanel
 
 
-def load_eval_sets(eval_dir: str | Path) -> dict[str, datasets.Dataset]:
-    """Load every set of ``EVAL_SET_NAMES`` from ``eval_dir`` (``save_to_disk`` layout)."""
-    root = Path(eval_dir)
-    missing = [name for name in EVAL_SET_NAMES if not (root / name).is_dir()]
-    if missing:
+def load_eval_sets(eval_data: str | Path) -> dict[str, datasets.Dataset]:
+    """Every set of ``EVAL_SET_NAMES`` from ``eval_data``: a folder written by ``make-eval-sets``
+    or the Hub id of its upload (one config per set, each with one split)."""
+    if Path(eval_data).is_dir() and not (Path(eval_data) / "spatialized.json").is_file():
         raise FileNotFoundError(
-            f"Evaluation sets {missing} are missing under {root}; build them with `spatial-clap make-eval-sets`."
+            f"{eval_data} holds no evaluation sets in the spatialized format; build them with "
+            "`spatial-clap make-eval-sets`."
         )
-    return {name: datasets.load_from_disk(str(root / name)) for name in EVAL_SET_NAMES}
+    sets = {}
+    for name in EVAL_SET_NAMES:
+        try:
+            sets[name] = load_spatialized(eval_data, name)
+        except ValueError as err:
+            raise FileNotFoundError(
+                f"Evaluation set {name!r} is missing from {eval_data} ({err}); build the sets with "
+                "`spatial-clap make-eval-sets`."
+            ) from err
+    return sets
 
 
 def _column(dataset: datasets.Dataset, name: str) -> list:
@@ -70,6 +83,14 @@ def _column(dataset: datasets.Dataset, name: str) -> list:
     if name not in dataset.column_names:
         raise ValueError(f"Evaluation set lacks column {name!r}; rebuild it with `spatial-clap make-eval-sets`.")
     return list(dataset[name])
+
+
+def _first_source(dataset: datasets.Dataset, name: str, key: str) -> list:
+    """Column ``name`` (one value per source) of a single-source set, one value per row."""
+    values = _column(dataset, name)
+    if any(len(v) != 1 for v in values):
+        raise ValueError(f"The {key} set must hold single-source rows; rebuild it with `spatial-clap make-eval-sets`.")
+    return [v[0] for v in values]
 
 
 def _warn_duplicates(captions: Sequence[str], column: str) -> None:
@@ -83,12 +104,21 @@ def _warn_duplicates(captions: Sequence[str], column: str) -> None:
         )
 
 
-def _candidate_table(dataset: datasets.Dataset, name: str) -> list[list[str]]:
-    rows = _column(dataset, "candidate_captions")
-    sizes = set(len(r) for r in rows)
-    if len(sizes) != 1:
-        raise ValueError(f"Set {name!r} has rows with different numbers of candidate captions {sorted(sizes)}.")
-    return rows
+def assignment_candidates(scene_ids: Sequence[str], captions: Sequence[str], name: str) -> tuple[list[list[str]], list[int]]:
+    """Candidates and labels of an assignment set: for each row, the captions of the rows of its
+    scene in row order, and the position of its own caption among them."""
+    rows_of: dict[str, list[int]] = {}
+    for i, scene in enumerate(scene_ids):
+        rows_of.setdefault(scene, []).append(i)
+    sizes = {len(r) for r in rows_of.values()}
+    if len(sizes) != 1 or sizes.pop() < 2:
+        raise ValueError(
+            f"Set {name!r} must hold every assignment of each mixture (the same number of rows, at least 2, per "
+            "scene_id); rebuild it with `spatial-clap make-eval-sets`."
+        )
+    table = [[captions[j] for j in rows_of[scene]] for scene in scene_ids]
+    labels = [rows_of[scene].index(i) for i, scene in enumerate(scene_ids)]
+    return table, labels
 
 
 def _row_identity(model: Any, name: str) -> dict[str, Any]:
@@ -113,7 +143,7 @@ class _Embedder:
         return audio_embeddings(
             self.model,
             self.processor,
-            self.sets[key],
+            AudioClips(self.sets[key]),
             batch_size=self.batch_size,
             device=self.device,
             desc=f"{self.name}/{key}",
@@ -132,8 +162,8 @@ class _Embedder:
 
 def _retrieval_metrics(e: _Embedder) -> dict[str, float]:
     ret = e.sets["retrieval"]
-    sp, src = _column(ret, "caption_sp_src"), _column(ret, "caption_src")
-    _warn_duplicates(sp, "caption_sp_src")
+    sp, src = _column(ret, "caption"), _column(ret, "caption_src")
+    _warn_duplicates(sp, "caption")
     _warn_duplicates(src, "caption_src")
     audio, text = e.audio("retrieval"), e.texts(sp + src, "retrieval")
     t_sp, t_src = text[: len(sp)], text[len(sp) :]
@@ -146,25 +176,28 @@ def _retrieval_metrics(e: _Embedder) -> dict[str, float]:
 
 
 def _assignment_accuracy(e: _Embedder, key: str) -> float:
-    cands = _candidate_table(e.sets[key], key)
+    cands, labels = assignment_candidates(_column(e.sets[key], "scene_id"), _column(e.sets[key], "caption"), key)
     flat = e.texts([c for row in cands for c in row], key)
-    return assignment_accuracy(e.audio(key), flat.reshape(len(cands), len(cands[0]), -1), _column(e.sets[key], "label"))
+    return assignment_accuracy(e.audio(key), flat.reshape(len(cands), len(cands[0]), -1), labels)
 
 
 def _doa_metrics(e: _Embedder, phrases: PhraseSet) -> tuple[dict[str, float], EmbeddingPanel]:
     doa = e.sets["doa"]
     prompts = neutral_prompts(phrases)
-    classes = np.asarray(_column(doa, "doa_class"), dtype=np.int64)
+    classes = np.asarray(_first_source(doa, "doa_class", "doa"), dtype=np.int64)
     if classes.min(initial=0) < 0 or classes.max(initial=0) >= len(prompts):
         raise ValueError(f"doa.doa_class must lie in [0, {len(prompts)}) for {len(prompts)} DoA prompts.")
     audio = e.audio("doa")
-    text = e.texts(prompts + _column(doa, "caption_sp_src"), "doa")
+    text = e.texts(prompts + _column(doa, "caption"), "doa")
     t_prompts, t_captions = text[: len(prompts)], text[len(prompts) :]
     val = e.audio("doa_val")
     metrics = {
         "doa_accuracy": doa_classification_accuracy(audio, t_prompts, classes),
         "doa_probe_mae_deg": doa_probe_mae_deg(
-            val, _column(e.sets["doa_val"], "folded_azimuth_deg"), audio, _column(doa, "folded_azimuth_deg")
+            val,
+            _first_source(e.sets["doa_val"], "folded_azimuth_deg", "doa_val"),
+            audio,
+            _first_source(doa, "folded_azimuth_deg", "doa"),
         ),
     }
     return metrics, EmbeddingPanel(e.name, audio, classes, t_captions, classes, t_prompts)
@@ -212,8 +245,9 @@ def run_evaluation(
     batch_size: int = 16,
     device: str | torch.device = "auto",
 ) -> dict:
-    """Evaluate every saved model on the sets in ``eval_dir``; write ``report.json``,
-    ``report.md`` and ``embeddings_pca.png`` into ``output_dir``; return the report dict."""
+    """Evaluate every saved model on the sets of ``eval_dir`` (a ``make-eval-sets`` folder or its Hub
+    id); write ``report.json``, ``report.md`` and ``embeddings_pca.png`` into ``output_dir``;
+    return the report dict (``n_assignment``/``n_assignment3``: rows, i.e. scenes × n!)."""
     if not model_dirs:
         raise ValueError("run_evaluation needs at least one model directory.")
     labels = _model_names(model_dirs, names)

@@ -2,8 +2,9 @@
 
 Stage 2 can only bind "what" to "where" if the spatial encoder does: in a scene of n sources
 its per-class DoA outputs for the classes present must point at *their own* sources. On an
-assignment set (``assignment2``/``assignment3`` rows: ``waveform`` (C, T), ``azimuths_deg``,
-``source_ids``) and the sources' class labels:
+assignment set (a spatialized dataset, ``data.schema.spatial_features``: ``audio``,
+``azimuth_deg`` and ``source_ids`` per row; every assignment row is a scene of its own here)
+and the sources' class labels:
 
 * ``binding_accuracy``: share of scenes where the true assignment of the sources' classes to
   the true folded azimuths has the lowest total error of all n! assignments, with each class's
@@ -20,6 +21,7 @@ import datasets
 import numpy as np
 import torch
 
+from ..data.spatialized import AudioClips
 from ..spatial.conventions import fold_azimuth
 from ..spatial.spatializer import permutations_of
 
@@ -57,11 +59,11 @@ def seld_scene_metrics(
     if getattr(model.config, "doa_mode", None) != "per_class":
         raise ValueError("seld_scene_metrics needs a SELD-pretrained model (doa_mode='per_class').")
     label2id = dict(model.config.label2id or {})
-    rows = dataset.with_format("numpy", columns=["waveform"])
+    clips = AudioClips(dataset)
     predicted, recalls = [], []
     model.eval().to(device)
     for start in range(0, len(dataset), batch_size):
-        waves = torch.as_tensor(np.stack(rows[start : start + batch_size]["waveform"]), dtype=torch.float32)
+        waves = torch.as_tensor(np.stack(clips[start : start + batch_size]), dtype=torch.float32)
         with torch.inference_mode():
             out = model(input_values=waves.to(device))
         doa = out.doa_deg.float().mean(dim=1).cpu().numpy()  # (B, K)
@@ -70,7 +72,7 @@ def seld_scene_metrics(
             classes = [_class_id(label2id, source_labels, i) for i in ids]
             predicted.append(doa[b, classes])
             recalls.append(len(set(np.argsort(-sed[b])[: len(classes)]) & set(classes)) / len(classes))
-    true = np.asarray(dataset["azimuths_deg"], dtype=np.float64)
+    true = np.asarray(list(dataset["azimuth_deg"]), dtype=np.float64)
     return {"binding_accuracy": binding_accuracy(np.stack(predicted), true), "sed_recall": float(np.mean(recalls))}
 
 

@@ -79,36 +79,53 @@ def _set_sample_rate(dataset: "datasets.Dataset", name: str) -> int:
     return rates.pop()
 
 
+class _WaveformColumn:
+    """Clips of a dataset with ``waveform`` (C, T) and ``sampling_rate`` columns, as ``audio_embeddings`` reads them."""
+
+    def __init__(self, dataset: "datasets.Dataset", name: str):
+        self.sampling_rate = _set_sample_rate(dataset, name)
+        self._view = dataset.with_format("numpy", columns=["waveform"])
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def __getitem__(self, index: slice) -> list[np.ndarray]:
+        return [np.asarray(w, dtype=np.float32) for w in self._view[index]["waveform"]]
+
+
 def audio_embeddings(
     model: Any,
     processor: Any,
-    dataset: "datasets.Dataset",
+    dataset: Any,
     *,
     batch_size: int,
     device: str | torch.device,
     desc: str = "audio",
 ) -> torch.Tensor:
-    """Audio embeddings (N, D) float32 on the CPU of the ``waveform`` column, (C, T) per row.
+    """Audio embeddings (N, D) float32 on the CPU of N clips, (C, T) each.
 
-    The clips' ``sampling_rate`` is passed to the processor, which resamples (and says
-    so) when it differs from the model's rate.
+    ``dataset``: a ``datasets.Dataset`` with ``waveform`` (C, T) and ``sampling_rate`` columns, or
+    any clip source with ``sampling_rate`` (Hz), ``len()`` and slices that give lists of float32
+    (C, T) arrays (``data.spatialized.AudioClips`` over a spatialized dataset). The clips'
+    rate is passed to the processor, which resamples (and says so) when it differs from the
+    model's rate.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     if len(dataset) == 0:
         raise ValueError(f"Evaluation set {desc!r} is empty; rebuild it with more clips.")
-    rate, model_rate = _set_sample_rate(dataset, desc), _model_sample_rate(model)
+    clips = _WaveformColumn(dataset, desc) if hasattr(dataset, "column_names") else dataset
+    rate, model_rate = int(clips.sampling_rate), _model_sample_rate(model)
     if rate != model_rate:
         logger.warning(
             "Set %r is at %d Hz, the model expects %d Hz; the processor resamples it.", desc, rate, model_rate
         )
     dev = resolve_device(device)
-    view = dataset.with_format("numpy", columns=["waveform"])
     chunks = []
     with torch.inference_mode():
-        for start in tqdm(range(0, len(dataset), batch_size), desc=f"embed {desc}", unit="batch"):
-            clips = [np.asarray(w, dtype=np.float32) for w in view[start : start + batch_size]["waveform"]]
-            inputs = processor(audio=clips, sampling_rate=rate, return_tensors="pt")
+        for start in tqdm(range(0, len(clips), batch_size), desc=f"embed {desc}", unit="batch"):
+            batch = clips[start : start + batch_size]
+            inputs = processor(audio=batch, sampling_rate=rate, return_tensors="pt")
             mask = inputs.get("audio_attention_mask")
             out = model.get_audio_features(
                 input_values=inputs["input_values"].to(dev),

@@ -32,6 +32,8 @@ from typing import Any, Callable
 import torch
 
 from ..data.eval_sets import build_eval_sets
+from ..data.schema import EVAL_SET_NAMES
+from ..data.spatialized import MANIFEST_FILE, read_manifest
 from ..data.synthetic import make_synthetic_corpus
 from ..spatial.rir_bank import RirBank, RirBankConfig
 from ..training import TrainConfig, latest_checkpoint, train
@@ -57,6 +59,7 @@ class QuickstartSettings:
         default_factory=lambda: {"train": 24, "validation": 6, "test": 6}
     )
     azimuth_step_deg: int = 5
+    # Worker processes of the RIR simulation and of rendering the evaluation sets.
     rir_workers: int = 2
     # Trainings side by side, with torch threads each. With one thread each a training computes
     # the same whatever runs beside it; 1 runs them one after the other in this process, with the
@@ -224,6 +227,14 @@ def _trainings(settings: QuickstartSettings, recipe: QuickstartRecipe, out: Path
     return trainings
 
 
+def _eval_sets_complete(eval_dir: Path) -> bool:
+    """Whether every evaluation set is complete in ``eval_dir`` (built by an earlier run)."""
+    if not (eval_dir / MANIFEST_FILE).is_file():
+        return False
+    configs = {entry["params"]["config"] for entry in read_manifest(eval_dir)["parts"].values()}
+    return set(EVAL_SET_NAMES) <= configs
+
+
 def run_quickstart(output_dir: str | Path, settings: QuickstartSettings | None = None) -> dict:
     """Run the quickstart into ``output_dir``; returns the evaluation report (report.json's dict).
 
@@ -267,7 +278,11 @@ def run_quickstart(output_dir: str | Path, settings: QuickstartSettings | None =
         log,
     )
     eval_dir = out / "eval"
-    if not (eval_dir / "eval_sets.json").is_file():
+    if (eval_dir / "eval_sets.json").is_file() and not (eval_dir / MANIFEST_FILE).is_file():
+        # Sets of an earlier version (one save_to_disk folder per set) are rebuilt in the spatialized format.
+        logger.warning("Replacing the evaluation sets in %s (an earlier format) with spatialized ones.", eval_dir)
+        shutil.rmtree(eval_dir)
+    if not _eval_sets_complete(eval_dir):
         _stage(
             "3/6 evaluation sets (test rooms; validation rooms for the probe)",
             lambda: build_eval_sets(
@@ -281,6 +296,8 @@ def run_quickstart(output_dir: str | Path, settings: QuickstartSettings | None =
                 n_retrieval=settings.n_retrieval,
                 seed=settings.seed,
                 clip_seconds=settings.clip_seconds,
+                num_proc=settings.rir_workers,
+                corpus_name=out / "corpus",
             ),
             log,
         )

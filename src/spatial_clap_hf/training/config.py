@@ -49,9 +49,12 @@ class DataConfig:
     ``rirs``: an RIR-bank directory; built (train and val rooms only) when missing, with the
     first ``rir_max_rooms`` rooms of each split (None: all), or per split given a mapping
     (e.g. ``{train: 24, val: 6}``).
+    ``spatialized``: instead of both, a pre-spatialized dataset (``spatial-clap spatialize``
+    output folder or its Hub id) whose ``train`` split holds the scenes, read as rendered.
     """
 
     corpus: str | None = None
+    spatialized: str | None = None
     synthetic_n_train: int = 1024
     synthetic_n_validation: int = 128
     synthetic_n_test: int = 128
@@ -190,6 +193,19 @@ class TrainConfig:
             raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints!r}.")
         if self.optim.epochs is None and self.optim.max_steps is None:
             raise ValueError("optim.epochs is null (no epoch bound): set optim.max_steps to end the training.")
+        if self.data.spatialized:
+            spatialized_excludes = {
+                "data.corpus": self.data.corpus,
+                "data.rirs": self.data.rirs,
+                "batch.direction_twins": self.batch.direction_twins,
+                "seld_frame_activity_db": self.seld_frame_activity_db if self.stage == "spatial" else None,
+            }
+            clash = {k: v for k, v in spatialized_excludes.items() if v}
+            if clash:
+                raise ValueError(
+                    f"data.spatialized (scenes already rendered) cannot be combined with {clash}: the corpus, the RIR "
+                    "bank, direction twins and frame-level targets belong to on-the-fly spatialization. Unset them."
+                )
         stage2_only = {"batch.n_mix3": self.batch.n_mix3, "batch.direction_twins": self.batch.direction_twins}
         if self.stage == "spatial" and any(stage2_only.values()):
             raise ValueError(

@@ -2,10 +2,12 @@
 
 - The data order is a function of (seed, epoch) and each step's spatialization of
   (seed, epoch, clip ids); with Accelerate's saved RNG states this makes a resumed run
-  end with exactly the weights of an uninterrupted one.
-- ``save_state`` every ``save_every`` steps under ``<output_dir>/checkpoints/step_N``
-  (written to a temporary name, then renamed), and also when the job receives SIGINT or
-  SIGTERM: an interrupted job loses at most the step in flight.
+  end with exactly the weights of an uninterrupted one. With ``data.spatialized`` the
+  scenes come already rendered (``training.scenes``), in an order of (seed, epoch) too.
+- ``save_state`` every ``save_every`` steps under ``<output_dir>/checkpoints/checkpoint_<i>``
+  (accelerate's naming and rotation; ``progress.json``, written last, marks it complete), and
+  also when the job receives SIGINT or SIGTERM: an interrupted job loses at most the step in
+  flight.
 - At the end, ``<output_dir>/model`` holds an AutoModel-loadable directory (and, for
   stage 2, its processor and model card); ``push_to_hub`` uploads it.
 """
@@ -29,13 +31,15 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from ..data.audiocaps import load_corpus
+from ..data.spatialized import load_spatialized
 from ..data.synthetic import make_synthetic_corpus
 from ..spatial import Spatializer
 from ..spatial.rir_bank import RirBank, RirBankConfig
 from .accumulation import average_gradients
 from .clips import ClipDataset, EpochBatchSampler, class_names_of, collate_clips
 from .config import TrainConfig
-from .tasks import build_task
+from .scenes import SceneBatchSampler, SpatializedScenes, collate_scenes
+from .tasks import Scenes, build_task
 
 __all__ = ["TrainResult", "latest_checkpoint", "prepare_corpus", "prepare_rir_bank", "train"]
 
@@ -182,6 +186,114 @@ def _flat_hparams(config: TrainConfig) -> dict:
     return flat
 
 
+class _OnTheFlyData:
+    """Mono clips of the corpus' train split, spatialized at every step (``spatial.Spatializer``)."""
+
+    def __init__(self, config: TrainConfig, accelerator: Accelerator) -> None:
+        self.config, self.accelerator = config, accelerator
+        corpus, corpus_dir = prepare_corpus(config, accelerator)
+        bank = prepare_rir_bank(config, accelerator)
+        split = corpus["train"]
+        self.class_names = class_names_of(corpus_dir, split)
+        self.captions = [c for row in split["captions"] for c in row]
+        self.spatializer = Spatializer(bank, "train", seed=config.seed, device=accelerator.device)
+        self.dataset = ClipDataset(
+            split, self.class_names, clip_seconds=config.data.clip_seconds, sample_rate=bank.sample_rate, seed=config.seed
+        )
+
+    def steps_per_epoch(self, task) -> int:
+        accum = self.config.optim.accum_steps
+        global_batch = self.config.batch.mono_clips * self.accelerator.num_processes * accum
+        steps = len(self.dataset) // global_batch
+        if steps == 0:
+            raise ValueError(
+                f"The train split has {len(self.dataset)} clips: not one global batch of {global_batch} "
+                f"({accum} micro-batch(es) per step). Use more clips or a smaller batch."
+            )
+        return steps
+
+    def loader(self, task, epoch: int, start: int) -> torch.utils.data.DataLoader:
+        """Micro-batches of the epoch from micro-batch ``start`` on."""
+        self.dataset.epoch = epoch
+        sampler = EpochBatchSampler(
+            len(self.dataset),
+            self.config.batch.mono_clips,
+            seed=self.config.seed,
+            epoch=epoch,
+            num_processes=self.accelerator.num_processes,
+            process_index=self.accelerator.process_index,
+            start=start,
+        )
+        return _data_loader(self.dataset, sampler, collate_clips, self.config, epoch)
+
+    def render(self, task, batch, epoch: int) -> Scenes:
+        batch.clips = batch.clips.to(self.accelerator.device)
+        return task.render(batch, self.spatializer, epoch)
+
+
+class _PrespatializedData:
+    """Scenes already rendered (``data.spatialized``: a ``spatial-clap spatialize`` folder or Hub id)."""
+
+    def __init__(self, config: TrainConfig, accelerator: Accelerator) -> None:
+        self.config, self.accelerator = config, accelerator
+        dataset = load_spatialized(config.data.spatialized, "default", "train")
+        self.class_names = sorted({name for row in dataset["labels"] for source in row for name in source})
+        logger.info(
+            "Training on the pre-spatialized %s: %d rows, %d classes.", config.data.spatialized, len(dataset),
+            len(self.class_names),
+        )
+        self.captions = list(dict.fromkeys(c for row in dataset["source_captions"] for c in row))
+        self.scenes = SpatializedScenes(
+            dataset,
+            self.class_names,
+            num_samples=int(round(config.data.clip_seconds * config.data.sample_rate)),
+            sample_rate=config.data.sample_rate,
+            scl=config.batch.scl,
+            name=f"spatialized dataset {config.data.spatialized}",
+        )
+
+    def _sampler(self, task, epoch: int, start: int = 0) -> SceneBatchSampler:
+        return SceneBatchSampler(
+            self.scenes.scenes,
+            task.scene_counts(self.config.batch.mono_clips),
+            seed=self.config.seed,
+            epoch=epoch,
+            num_processes=self.accelerator.num_processes,
+            process_index=self.accelerator.process_index,
+            start=start,
+        )
+
+    def steps_per_epoch(self, task) -> int:
+        batches = min(self._sampler(task, epoch).batches_per_epoch() for epoch in range(self._pairings()))
+        return batches // self.config.optim.accum_steps
+
+    def _pairings(self) -> int:
+        return len({scene.pairing for scene in self.scenes.scenes})
+
+    def loader(self, task, epoch: int, start: int) -> torch.utils.data.DataLoader:
+        return _data_loader(self.scenes, self._sampler(task, epoch, start), collate_scenes, self.config, epoch)
+
+    def render(self, task, batch, epoch: int) -> Scenes:
+        scene_batch, clip_labels = batch
+        device = self.accelerator.device
+        scene_batch.waveforms = scene_batch.waveforms.to(device)
+        scene_batch.is_identity = scene_batch.is_identity.to(device)
+        scene_batch.scene_index = scene_batch.scene_index.to(device)
+        return Scenes(scene_batch, clip_labels)
+
+
+def _data_loader(dataset, sampler, collate_fn, config: TrainConfig, epoch: int) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate_fn,
+        num_workers=config.data.num_workers,
+        # Its own generator: starting an iterator must not draw from the global RNG, whose
+        # state (dropout) a resumed run restores from the checkpoint.
+        generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch),
+    )
+
+
 def train(
     config: TrainConfig,
     *,
@@ -212,25 +324,13 @@ def train(
     config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, mixed_precision=accelerator.mixed_precision))
     _check_accumulation(config, accelerator)
     set_seed(config.seed)
-    corpus, corpus_dir = prepare_corpus(config, accelerator)
-    bank = prepare_rir_bank(config, accelerator)
-    train_split = corpus["train"]
-    class_names = class_names_of(corpus_dir, train_split)
-    captions = [c for row in train_split["captions"] for c in row]
-    task = build_task(config, class_names, captions)
-    spatializer = Spatializer(bank, "train", seed=config.seed, device=accelerator.device)
-    dataset = ClipDataset(
-        train_split, class_names, clip_seconds=config.data.clip_seconds, sample_rate=bank.sample_rate, seed=config.seed
-    )
-    per_process = config.batch.mono_clips
+    if config.data.spatialized:
+        data = _PrespatializedData(config, accelerator)
+    else:
+        data = _OnTheFlyData(config, accelerator)
+    task = build_task(config, data.class_names, data.captions)
     accum = config.optim.accum_steps
-    steps_per_epoch = len(dataset) // (per_process * accelerator.num_processes * accum)
-    if steps_per_epoch == 0:
-        raise ValueError(
-            f"The train split has {len(dataset)} clips: not one global batch of "
-            f"{per_process * accelerator.num_processes * accum} ({accum} micro-batch(es) of {per_process} clips on "
-            f"{accelerator.num_processes} process(es)). Use more clips or a smaller batch."
-        )
+    steps_per_epoch = data.steps_per_epoch(task)
     bounds = [config.optim.max_steps]
     if config.optim.epochs is not None:
         bounds.append(config.optim.epochs * steps_per_epoch)
@@ -268,29 +368,10 @@ def train(
     with _stop_on_signals() as stop:
         while step < total_steps and not interrupted:
             epoch, start = divmod(step, steps_per_epoch)
-            dataset.epoch = epoch
-            sampler = EpochBatchSampler(
-                len(dataset),
-                per_process,
-                seed=config.seed,
-                epoch=epoch,
-                num_processes=accelerator.num_processes,
-                process_index=accelerator.process_index,
-                start=start * accum,
-            )
-            loader = torch.utils.data.DataLoader(
-                dataset,
-                batch_sampler=sampler,
-                collate_fn=collate_clips,
-                num_workers=config.data.num_workers,
-                # Its own generator: starting an iterator must not draw from the global RNG, whose
-                # state (dropout) a resumed run restores from the checkpoint.
-                generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch),
-            )
+            loader = data.loader(task, epoch, start * accum)
             micro_batches = []
-            for clip_batch in loader:
-                clip_batch.clips = clip_batch.clips.to(accelerator.device)
-                micro_batches.append(clip_batch)
+            for batch in loader:
+                micro_batches.append(batch)
                 if len(micro_batches) < accum:
                     continue
                 model.train()
@@ -298,11 +379,13 @@ def train(
                     module.eval()
                 if accum == 1:
                     with accelerator.autocast():
-                        loss, logs = task.loss(model, clip_batch, spatializer, epoch)
+                        loss, logs = task.scene_loss(model, data.render(task, batch, epoch))
                     accelerator.backward(loss)
                 else:
                     with accelerator.no_sync(model):
-                        loss, logs = task.accumulated_backward(model, micro_batches, spatializer, epoch, accelerator)
+                        with accelerator.autocast():
+                            scenes = [data.render(task, b, epoch) for b in micro_batches]
+                        loss, logs = task.accumulated_backward(model, scenes, accelerator)
                     average_gradients(trainable, accelerator)
                 micro_batches = []
                 if config.optim.grad_clip:

@@ -13,6 +13,7 @@ training device (``spatial.Spatializer``) and returns the loss:
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,7 +34,7 @@ from ..models.spatial_clap.modeling_spatial_clap import (
 )
 from ..models.spatial_clap.processing_spatial_clap import SpatialClapProcessor
 from ..models.tokenization import train_caption_tokenizer
-from ..spatial import Spatializer, neutral_prompts, source_activity
+from ..spatial import SpatialBatch, Spatializer, neutral_prompts, source_activity
 from ..spatial.conventions import DEFAULT_PHRASES
 from .accumulation import cached_contrastive_backward
 from .clips import ClipBatch
@@ -43,6 +44,16 @@ from .losses import ContrastiveLoss
 __all__ = ["ContrastiveTask", "SpatialPretrainingTask", "build_task"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Scenes:
+    """Rendered scenes of one step: ``batch`` (waveforms, captions, directions), the class indices
+    of each source clip, and the dry clips (N, T) where they exist (on-the-fly spatialization)."""
+
+    batch: SpatialBatch
+    clip_labels: Sequence[Sequence[int]]
+    clips: torch.Tensor | None = None
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -89,39 +100,53 @@ class SpatialPretrainingTask:
             return num_clips
         return num_clips - 2 * (num_clips // 4)
 
-    def loss(self, model: nn.Module, batch: ClipBatch, spatializer: Spatializer, epoch: int) -> tuple[torch.Tensor, dict]:
+    def scene_counts(self, mono_clips: int) -> dict[int, int]:
+        """Scenes per step by number of sources, for a batch of ``mono_clips`` clips (pre-spatialized data)."""
+        single = self.num_single(mono_clips)
+        return {1: single, 2: (mono_clips - single) // 2}
+
+    def render(self, batch: ClipBatch, spatializer: Spatializer, epoch: int) -> Scenes:
+        """Spatialize a batch of mono clips into this stage's scenes."""
         num_single = self.num_single(len(batch.indices))
         scene_batch = spatializer(
             batch.clips, batch.indices, batch.captions, epoch=epoch, num_single=num_single, num_sources=2
         )
+        return Scenes(scene_batch, batch.labels, batch.clips)
+
+    def loss(self, model: nn.Module, batch: ClipBatch, spatializer: Spatializer, epoch: int) -> tuple[torch.Tensor, dict]:
+        return self.scene_loss(model, self.render(batch, spatializer, epoch))
+
+    def scene_loss(self, model: nn.Module, scenes: Scenes) -> tuple[torch.Tensor, dict]:
+        """The loss of rendered scenes (frame-level targets need their dry clips, ``seld_frame_activity_db``)."""
+        scene_batch, clip_labels = scenes.batch, scenes.clip_labels
         if self.objective == "doa":
             out = model(input_values=scene_batch.waveforms, doa_labels=scene_batch.doa_targets())
             return out.loss, {"doa_loss": out.loss.detach()}
         if self.config.seld_frame_activity_db is None:
-            activity, doa = scene_batch.seld_targets(batch.labels, len(self.class_names))
+            activity, doa = scene_batch.seld_targets(clip_labels, len(self.class_names))
         else:
+            if scenes.clips is None:
+                raise ValueError("seld_frame_activity_db needs the dry source clips; pre-spatialized data has none.")
             spatial = _unwrap(model).config
             clip_activity = source_activity(
-                batch.clips,
+                scenes.clips,
                 n_fft=spatial.n_fft,
                 hop_length=spatial.hop_length,
                 threshold_db=self.config.seld_frame_activity_db,
             )
-            activity, doa = scene_batch.seld_frame_targets(batch.labels, len(self.class_names), clip_activity)
+            activity, doa = scene_batch.seld_frame_targets(clip_labels, len(self.class_names), clip_activity)
         out = model(input_values=scene_batch.waveforms, sed_labels=activity, doa_labels=doa)
         return out.loss, {"sed_loss": out.sed_loss.detach(), "doa_loss": out.doa_loss.detach()}
 
-    def accumulated_backward(
-        self, model: nn.Module, batches: Sequence[ClipBatch], spatializer: Spatializer, epoch: int, accelerator: Any
-    ) -> tuple[torch.Tensor, dict]:
-        """The mean of the per-sample losses of ``batches``, back-propagated one micro-batch at a time."""
+    def accumulated_backward(self, model: nn.Module, micro_batches: Sequence[Scenes], accelerator: Any) -> tuple[torch.Tensor, dict]:
+        """The mean of the per-sample losses of ``micro_batches``, back-propagated one micro-batch at a time."""
         total, logs = 0.0, {}
-        for batch in batches:
+        for scenes in micro_batches:
             with accelerator.autocast():
-                loss, logs = self.loss(model, batch, spatializer, epoch)
-            accelerator.backward(loss / len(batches))
+                loss, logs = self.scene_loss(model, scenes)
+            accelerator.backward(loss / len(micro_batches))
             total = total + loss.detach()
-        return total / len(batches), logs
+        return total / len(micro_batches), logs
 
     def save(
         self, model: nn.Module, directory: Path, *, state_dict: dict | None = None, is_main_process: bool = True
@@ -228,8 +253,12 @@ class ContrastiveTask:
                 logger.info("Freezing the %s tower.", name)
         return frozen
 
-    def model_inputs(self, batch: ClipBatch, spatializer: Spatializer, epoch: int) -> dict[str, torch.Tensor]:
-        """Spatialize ``batch`` into scenes and tokenize their captions: the model's inputs."""
+    def scene_counts(self, mono_clips: int) -> dict[int, int]:
+        """Scenes per step by number of sources (pre-spatialized data): the batch's single-source scenes and mixtures."""
+        return {1: self.batch.n_single, 2: self.batch.n_mix2, 3: self.batch.n_mix3}
+
+    def render(self, batch: ClipBatch, spatializer: Spatializer, epoch: int) -> Scenes:
+        """Spatialize a batch of mono clips into this stage's scenes (SCL permutations, direction twins)."""
         scene_batch = spatializer(
             batch.clips,
             batch.indices,
@@ -240,6 +269,11 @@ class ContrastiveTask:
             scl=self.batch.scl,
             num_twins=self.batch.direction_twins,
         )
+        return Scenes(scene_batch, batch.labels, batch.clips)
+
+    def model_inputs(self, scenes: Scenes) -> dict[str, torch.Tensor]:
+        """The scenes' waveforms and their tokenized spatial captions: the model's inputs."""
+        scene_batch = scenes.batch
         tokens = self.tokenizer(scene_batch.captions, padding=True, truncation=True, return_tensors="pt")
         device = scene_batch.waveforms.device
         return {
@@ -249,16 +283,18 @@ class ContrastiveTask:
         }
 
     def loss(self, model: nn.Module, batch: ClipBatch, spatializer: Spatializer, epoch: int) -> tuple[torch.Tensor, dict]:
-        out = model(**self.model_inputs(batch, spatializer, epoch))
+        return self.scene_loss(model, self.render(batch, spatializer, epoch))
+
+    def scene_loss(self, model: nn.Module, scenes: Scenes) -> tuple[torch.Tensor, dict]:
+        """The symmetric InfoNCE of rendered scenes and their spatial captions."""
+        out = model(**self.model_inputs(scenes))
         loss = self.loss_fn(out.audio_embeds, out.text_embeds, _unwrap(model).logit_scale)
         return loss, {"logit_scale": _unwrap(model).logit_scale.detach().exp()}
 
-    def accumulated_backward(
-        self, model: nn.Module, batches: Sequence[ClipBatch], spatializer: Spatializer, epoch: int, accelerator: Any
-    ) -> tuple[torch.Tensor, dict]:
-        """One contrastive loss over all ``batches`` (cached embedding gradients), back-propagated."""
+    def accumulated_backward(self, model: nn.Module, micro_batches: Sequence[Scenes], accelerator: Any) -> tuple[torch.Tensor, dict]:
+        """One contrastive loss over all ``micro_batches`` (cached embedding gradients), back-propagated."""
         with accelerator.autocast():
-            inputs = [self.model_inputs(batch, spatializer, epoch) for batch in batches]
+            inputs = [self.model_inputs(scenes) for scenes in micro_batches]
         logit_scale = _unwrap(model).logit_scale
         loss = cached_contrastive_backward(
             model, inputs, self.loss_fn, logit_scale, backward=accelerator.backward, autocast=accelerator.autocast
