@@ -390,12 +390,14 @@ def test_a_training_step_reaches_every_parameter(tester):
     assert len(changed) == len(list(model.parameters()))
 
 
-def _gradients(model, inputs, tester, checkpointing: bool):
-    if checkpointing:
+def _gradients(model, inputs, tester, checkpointing: dict | None):
+    """Parameter gradients of one training step, and how often each checkpointed module ran; ``checkpointing``:
+    None for a plain backward, else the keyword arguments of ``gradient_checkpointing_enable``."""
+    if checkpointing is not None:
         with warnings.catch_warnings():
             # transformers 5.x calls it activation_checkpointing_enable and keeps this name as an alias
             warnings.simplefilter("ignore", FutureWarning)
-            model.gradient_checkpointing_enable()
+            model.gradient_checkpointing_enable(**checkpointing)
     calls = dict.fromkeys(tester.checkpointed_modules(model), 0)
     for name, module in tester.checkpointed_modules(model).items():
         # A pre-hook: the recomputation stops as soon as it has rebuilt what the backward pass needs,
@@ -406,16 +408,21 @@ def _gradients(model, inputs, tester, checkpointing: bool):
     return {name: p.grad for name, p in model.named_parameters()}, calls
 
 
-def test_gradient_checkpointing_recomputes_every_tower_and_gives_the_same_gradients(tester):
+@pytest.mark.parametrize(
+    "checkpointing", [{}, {"gradient_checkpointing_kwargs": {"use_reentrant": True}}], ids=["default", "reentrant"]
+)
+def test_gradient_checkpointing_recomputes_every_tower_and_gives_the_same_gradients(tester, checkpointing):
     model = _model(tester).train()
     plain, checkpointed = copy.deepcopy(model), copy.deepcopy(model)
     inputs = tester.prepare_training_inputs()
-    expected, plain_calls = _gradients(plain, inputs, tester, checkpointing=False)
-    got, checkpointed_calls = _gradients(checkpointed, inputs, tester, checkpointing=True)
+    expected, plain_calls = _gradients(plain, inputs, tester, checkpointing=None)
+    got, checkpointed_calls = _gradients(checkpointed, inputs, tester, checkpointing=checkpointing)
     assert checkpointed.is_activation_checkpointing and not plain.is_activation_checkpointing
     assert set(plain_calls.values()) == {1}
     assert set(checkpointed_calls.values()) == {2}, checkpointed_calls  # forward, then again in the backward pass
+    assert all(grad is not None for grad in expected.values())
     for name, grad in expected.items():
+        assert got[name] is not None, name
         torch.testing.assert_close(got[name], grad, atol=1e-5, rtol=0, msg=name)
     # The recomputation normalises with the batch statistics without updating the running averages twice.
     for norm, reference in zip(tester.batch_norms(checkpointed), tester.batch_norms(plain)):

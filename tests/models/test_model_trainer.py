@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModel, Trainer, TrainingArguments
+from transformers import AutoModel, AutoProcessor, Trainer, TrainingArguments
 
 from conftest import TOY_CAPTIONS
 from spatial_clap_hf import SpatialClapFeatureExtractor, SpatialClapModel, SpatialClapProcessor, get_config
@@ -18,19 +18,20 @@ STEPS = 3
 
 
 class SceneCollator:
-    """Rows ``{"clip": (samples,) float32 mono at the bank's rate, "caption": str, "clip_id": int}`` →
-    model inputs: the first ``num_single`` clips as single-source scenes, the rest as two-source
-    mixtures with every assignment of their directions (SCL), with the loss requested."""
+    """``ClipDataset`` items ``(index, mono clip (samples,) at the bank's rate, caption, labels)`` → model
+    inputs: the first ``num_single`` clips as single-source scenes, the rest as two-source mixtures with
+    every assignment of their directions (SCL), with the loss requested. (The collator of docs/training.md.)"""
 
     def __init__(self, spatializer: Spatializer, processor: SpatialClapProcessor, num_single: int):
         self.spatializer, self.processor, self.num_single = spatializer, processor, num_single
         self.batches = 0  # new rooms and directions for every batch
 
-    def __call__(self, rows: list[dict]) -> dict:
+    def __call__(self, items: list[tuple]) -> dict:
+        indices, clips, captions, _ = zip(*items)
         scenes = self.spatializer(
-            torch.stack([row["clip"] for row in rows]),
-            [row["clip_id"] for row in rows],
-            [row["caption"] for row in rows],
+            torch.stack(clips),
+            list(indices),
+            list(captions),
             epoch=self.batches,
             num_single=self.num_single,
             num_sources=2,
@@ -54,12 +55,10 @@ def bank(tmp_path_factory):
     return RirBank.build(tmp_path_factory.mktemp("rirs"), config, splits=["train"], num_workers=1)
 
 
-def _clips(count: int) -> list[dict]:
+def _clips(count: int) -> list[tuple]:
+    """Items shaped as ``ClipDataset``'s: 1 s noise clips with the toy captions."""
     gen = torch.Generator().manual_seed(0)
-    return [
-        {"clip": 0.1 * torch.randn(SAMPLE_RATE, generator=gen), "caption": TOY_CAPTIONS[i % 8], "clip_id": i}
-        for i in range(count)
-    ]
+    return [(i, 0.1 * torch.randn(SAMPLE_RATE, generator=gen), TOY_CAPTIONS[i % 8], []) for i in range(count)]
 
 
 def _train(bank, caption_tokenizer, output_dir, gradient_checkpointing: bool) -> Trainer:
@@ -82,7 +81,9 @@ def _train(bank, caption_tokenizer, output_dir, gradient_checkpointing: bool) ->
         activation_checkpointing=gradient_checkpointing,  # transformers 5.x name of gradient_checkpointing
     )
     collator = SceneCollator(Spatializer(bank, "train", seed=0), processor, num_single=4)
-    trainer = Trainer(model=model, args=args, train_dataset=_clips(24), data_collator=collator)
+    trainer = Trainer(
+        model=model, args=args, train_dataset=_clips(24), data_collator=collator, processing_class=processor
+    )
     trainer.train()
     return trainer
 
@@ -99,6 +100,7 @@ def test_trainer_trains_from_spatialized_scenes_and_its_checkpoint_loads(bank, c
     checkpoint = tmp_path / "plain" / f"checkpoint-{STEPS}"
     loaded = AutoModel.from_pretrained(checkpoint)
     assert isinstance(loaded, SpatialClapModel)
+    assert isinstance(AutoProcessor.from_pretrained(checkpoint), SpatialClapProcessor)  # saved with the model
     saved = load_file(str(checkpoint / "model.safetensors"))
     assert all(torch.equal(tensor, trained[name]) for name, tensor in saved.items())
     assert all(torch.equal(tensor, trained[name]) for name, tensor in loaded.state_dict().items())

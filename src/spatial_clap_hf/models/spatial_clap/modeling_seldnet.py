@@ -110,6 +110,12 @@ def frame_mask_from_samples(attention_mask: torch.Tensor | None, num_frames: int
     return mask
 
 
+def _is_reentrant(checkpoint_function) -> bool:
+    """Whether a gradient-checkpointing function (``functools.partial`` of ``torch.utils.checkpoint.checkpoint``)
+    runs the reentrant variant: transformers passes ``use_reentrant=False`` unless told otherwise."""
+    return getattr(checkpoint_function, "keywords", {}).get("use_reentrant") is not False
+
+
 def masked_time_mean(values: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
     """Mean over axis 1 of ``(batch, frames, ...)`` counting only frames where ``frame_mask`` ``(batch, frames)``
     (bool or 0/1 integers) is set."""
@@ -285,6 +291,10 @@ class SeldNetModel(SeldNetPreTrainedModel):
         features = self.frontend(input_values).to(self.dtype)  # (B, P, T, F)
         if self.config.channels_last:
             features = features.contiguous(memory_format=torch.channels_last)
+        if self.gradient_checkpointing and self.training and _is_reentrant(self._gradient_checkpointing_func):
+            # Reentrant checkpointing differentiates a checkpointed block only through inputs that require
+            # grad; the feature planes do not, which would leave the whole SELDnet without gradients.
+            features.requires_grad_(True)
         all_hidden_states = (features,) if output_hidden_states else None
         hidden = features
         for block in self.conv_blocks:
