@@ -16,7 +16,7 @@ def test_seldnet_model_shapes(tiny_seldnet_config, input_features):
     assert out.last_hidden_state.shape == (3, frames, 32)
     assert out.pooler_output.shape == (3, 32)
     assert torch.allclose(out.pooler_output, out.last_hidden_state.mean(dim=1), atol=1e-6)
-    assert out.frame_mask.all()
+    assert out.frame_mask.dtype == torch.long and out.frame_mask.all()
 
 
 def test_channels_last_gives_same_features(tiny_seldnet_config):
@@ -56,7 +56,7 @@ def test_attention_mask_restricts_pooling(tiny_seldnet_config):
     mask = torch.ones(2, 16000, dtype=torch.long)
     mask[1, 8000:] = 0
     out = model(x, attention_mask=mask)
-    valid = out.frame_mask[1]
+    valid = out.frame_mask[1].bool()
     assert valid.sum() == 8000 // 512 + 1 and valid[: valid.sum()].all()
     expected = out.last_hidden_state[1, valid].mean(dim=0)
     assert torch.allclose(out.pooler_output[1], expected, atol=1e-6)
@@ -267,7 +267,7 @@ def test_readout_is_the_heads_predictions_as_a_class_direction_map(tiny_seldnet_
         return
     cells = torch.sigmoid(out.sed_logits)[..., None] * direction_bins(out.doa_deg, 5)  # (B, T, K, bins)
     for b in range(2):
-        valid = out.frame_mask[b]
+        valid = out.frame_mask[b].bool()
         torch.testing.assert_close(got[b], cells[b, valid].mean(0).flatten(), rtol=1e-5, atol=1e-6)
     assert not torch.allclose(got[0], got[1])
     other = SeldNetConfig(**{**tiny_seldnet_config.to_dict(), "doa_mode": "single"})
@@ -295,6 +295,6 @@ def test_readout_mean_doa_is_the_activity_weighted_mean_azimuth_and_its_square(t
         return
     probs = torch.sigmoid(out.sed_logits)
     for b in range(2):  # padded frames of clip 1 are left out
-        valid = out.frame_mask[b]
+        valid = out.frame_mask[b].bool()
         expected = (probs[b, valid] * out.doa_deg[b, valid]).sum(0) / probs[b, valid].sum(0) / DOA_SCALE_DEG
         torch.testing.assert_close(mean[b], expected, rtol=1e-5, atol=1e-6)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from transformers import initialization as init
 from transformers.modeling_utils import PreTrainedModel
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, can_return_tuple
 
 from .configuration_seldnet import SeldNetConfig
 from .frontend_spatial_clap import ClapLogMel, SincResampler, SourceFrontend, SpatialStftFrontend
@@ -34,13 +34,20 @@ class SeldNetModelOutput(ModelOutput):
         last_hidden_state (`torch.FloatTensor` of shape `(batch, frames, 2 * gru_hidden_size)`): frame features.
         pooler_output (`torch.FloatTensor` of shape `(batch, 2 * gru_hidden_size)`): z_sp, the mean of the
             frame features over the valid frames.
-        frame_mask (`torch.BoolTensor` of shape `(batch, frames)`): frames whose centre lies on a real
-            (non-padded) sample; all True without ``attention_mask``.
+        frame_mask (`torch.LongTensor` of shape `(batch, frames)`): 1 on frames whose centre lies on a real
+            (non-padded) sample, 0 on padding (an integer mask, like transformers' attention masks); all 1
+            without ``attention_mask``.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned with ``output_hidden_states=True``): the
+            STFT feature planes `(batch, planes, frames, bins)`, the output of every conv block
+            `(batch, conv_filters[i], frames, bins_i)` (``bins_i`` after that block's frequency pooling), and the
+            GRU's output `(batch, frames, 2 * gru_hidden_size)` (its last layer: ``nn.GRU`` does not return the
+            inner ones), which equals ``last_hidden_state``.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
-    frame_mask: torch.BoolTensor | None = None
+    frame_mask: torch.LongTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -50,22 +57,29 @@ class SeldNetSoundEventLocalizationOutput(ModelOutput):
     Args:
         loss (`torch.FloatTensor` scalar, *optional*): ``sed_loss + doa_loss_weight * doa_loss`` of the
             terms whose labels were given.
+        logits (`torch.FloatTensor` of shape `(batch, frames, num_classes)`, *optional*): the SED logits, one
+            per frame and class (sigmoid gives the activity probability); ``None`` when ``num_classes == 0``.
+            Also readable as ``sed_logits``.
         sed_loss, doa_loss (`torch.FloatTensor` scalars, *optional*): the two terms.
-        sed_logits (`torch.FloatTensor` of shape `(batch, frames, num_classes)`, *optional*): SED logits
-            (sigmoid gives the activity probability); ``None`` when ``num_classes == 0``.
         doa_deg (`torch.FloatTensor`): folded azimuth predictions in degrees in [−90, 90]; shape
             `(batch, frames, num_classes)` for ``doa_mode="per_class"``, `(batch,)` for ``"single"``.
-        last_hidden_state, pooler_output, frame_mask: as in [`SeldNetModelOutput`].
+        last_hidden_state, pooler_output, frame_mask, hidden_states: as in [`SeldNetModelOutput`].
     """
 
     loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
     sed_loss: torch.FloatTensor | None = None
     doa_loss: torch.FloatTensor | None = None
-    sed_logits: torch.FloatTensor | None = None
     doa_deg: torch.FloatTensor | None = None
     last_hidden_state: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
-    frame_mask: torch.BoolTensor | None = None
+    frame_mask: torch.LongTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+    @property
+    def sed_logits(self) -> torch.FloatTensor | None:
+        """The SED logits `(batch, frames, num_classes)`: the same tensor as ``logits``."""
+        return self.logits
 
 
 def init_gru_(gru: nn.GRU) -> None:
@@ -82,7 +96,8 @@ def reset_frontend_buffers(module: nn.Module) -> None:
 
 
 def frame_mask_from_samples(attention_mask: torch.Tensor | None, num_frames: int, hop_length: int) -> torch.Tensor | None:
-    """Sample mask ``(batch, samples)`` -> frame mask ``(batch, frames)``: frame t is valid when sample ``t * hop_length`` is.
+    """Sample mask ``(batch, samples)`` -> bool frame mask ``(batch, frames)``: frame t is valid when sample
+    ``t * hop_length`` is.
 
     Frame t of a centred STFT is centred on sample ``t * hop_length``. Rows without any valid frame
     keep their first frame so that pooling stays defined.
@@ -95,23 +110,43 @@ def frame_mask_from_samples(attention_mask: torch.Tensor | None, num_frames: int
     return mask
 
 
+def _is_reentrant(checkpoint_function) -> bool:
+    """Whether a gradient-checkpointing function (``functools.partial`` of ``torch.utils.checkpoint.checkpoint``)
+    runs the reentrant variant: transformers passes ``use_reentrant=False`` unless told otherwise."""
+    return getattr(checkpoint_function, "keywords", {}).get("use_reentrant") is not False
+
+
 def masked_time_mean(values: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean over axis 1 of ``(batch, frames, ...)`` counting only frames where ``frame_mask`` ``(batch, frames)`` is True."""
+    """Mean over axis 1 of ``(batch, frames, ...)`` counting only frames where ``frame_mask`` ``(batch, frames)``
+    (bool or 0/1 integers) is set."""
     if frame_mask is None:
         return values.mean(dim=1)
-    weights = frame_mask.to(values.dtype).reshape(*frame_mask.shape, *([1] * (values.dim() - 2)))
+    weights = frame_mask.to(device=values.device, dtype=values.dtype)
+    weights = weights.reshape(*frame_mask.shape, *([1] * (values.dim() - 2)))
     return (values * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
 class SeldNetPreTrainedModel(PreTrainedModel):
-    """Weight init and loading glue shared by the SELDnet models."""
+    """Weight init and loading glue shared by the SELDnet models.
+
+    Gradient checkpointing (``gradient_checkpointing_enable()``) recomputes every conv block and
+    the GRU in the backward pass. The network has no attention, so ``attn_implementation`` has
+    only ``"eager"`` (as for transformers' convolutional models). ``_no_split_modules`` keeps the
+    encoder inside a `SpatialClapModel` on one device, and each conv block (an eval-mode block
+    folds its BatchNorm into its convolution) and head.
+    """
 
     config_class = SeldNetConfig
     config: SeldNetConfig
     base_model_prefix = "seldnet"
     main_input_name = "input_values"
     input_modalities = ("audio",)
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
+    _supports_sdpa = False
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    _supports_attention_backend = False
+    _no_split_modules = ["SeldNetModel", "SeldConvBlock", "SeldHead"]
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -128,7 +163,15 @@ class SeldConvBlock(nn.Module):
     ReLU is monotonic), so the ReLU touches a ``pool`` times smaller tensor; in eval mode the
     BatchNorm is folded into the convolution's weights (one pass over the largest tensor instead
     of two). Outputs agree with the plain order to float rounding.
+
+    With gradient checkpointing (set by ``gradient_checkpointing_enable()``), training keeps only
+    the block's input and output: the full-resolution convolution output, the largest tensor of
+    the SELDnet, is recomputed in the backward pass. The BatchNorm then normalises with the batch
+    statistics inside the recomputed function and updates its running averages once, outside it
+    (a plain BatchNorm inside would update them a second time during the recomputation).
     """
+
+    gradient_checkpointing = False
 
     def __init__(self, in_channels: int, out_channels: int, frequency_pool: int, dropout: float):
         super().__init__()
@@ -139,11 +182,44 @@ class SeldConvBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if self.training:
+        if self.training and self.gradient_checkpointing:
+            return self._checkpointed_forward(hidden_states)
+        if self.training or self._offloaded():
             normed = self.norm(self.conv(hidden_states))
         else:
             normed = nn.functional.conv2d(hidden_states, *self._folded_conv(), padding=self.conv.padding)
         return self.dropout(self.activation(self.pool(normed)))
+
+    def _checkpointed_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Training forward under gradient checkpointing: ``(B, C_in, T, F)`` → ``(B, C_out, T, F // pool)``."""
+        norm = self.norm
+
+        def block(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            conv = self.conv(inputs)
+            var, mean = torch.var_mean(conv.detach(), dim=(0, 2, 3), correction=0)
+            normed = nn.functional.batch_norm(conv, None, None, norm.weight, norm.bias, training=True, eps=norm.eps)
+            return self.dropout(self.activation(self.pool(normed))), mean, var
+
+        output, mean, var = self._gradient_checkpointing_func(block, hidden_states)
+        if norm.track_running_stats:
+            count = hidden_states.shape[0] * hidden_states.shape[2] * hidden_states.shape[3]
+            self._update_running_stats(mean, var * (count / max(count - 1, 1)))
+        return output
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: torch.Tensor, unbiased_var: torch.Tensor) -> None:
+        """Update the BatchNorm's running averages with one batch's statistics ``(C_out,)`` as ``nn.BatchNorm2d``
+        does in training."""
+        norm = self.norm
+        norm.num_batches_tracked.add_(1)
+        factor = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
+        norm.running_mean.mul_(1.0 - factor).add_(mean.to(norm.running_mean.dtype), alpha=factor)
+        norm.running_var.mul_(1.0 - factor).add_(unbiased_var.to(norm.running_var.dtype), alpha=factor)
+
+    def _offloaded(self) -> bool:
+        """Whether weights are offloaded (a ``device_map`` with ``"cpu"`` or ``"disk"``): they wait on the meta
+        device until the conv's and the norm's own hooks load them, so folding, which reads them, cannot run."""
+        return any(t.is_meta for t in (self.conv.weight, self.conv.bias, self.norm.weight, self.norm.running_var))
 
     def _folded_conv(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Weight and bias of the convolution with the eval-mode BatchNorm folded in."""
@@ -178,14 +254,26 @@ class SeldNetModel(SeldNetPreTrainedModel):
             bidirectional=True,
             dropout=config.dropout if config.gru_num_layers > 1 else 0.0,
         )
+        self.gradient_checkpointing = False
         self.post_init()
 
+    def _run_gru(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The GRU on ``(batch, frames, features)``; recomputed in the backward pass under gradient checkpointing.
+
+        cuDNN draws the GRU's inter-layer dropout from its own generator, which a recomputation cannot
+        replay, so with dropout on CUDA the GRU keeps its activations instead.
+        """
+        replayable = self.gru.dropout == 0 or not hidden.is_cuda
+        if self.gradient_checkpointing and self.training and replayable:
+            return self._gradient_checkpointing_func(self.gru, hidden)[0]
+        return self.gru(hidden)[0]
+
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
+        output_hidden_states: bool | None = None,
     ) -> SeldNetModelOutput | tuple:
         r"""
         Args:
@@ -193,23 +281,42 @@ class SeldNetModel(SeldNetPreTrainedModel):
                 ``config.sample_rate`` Hz.
             attention_mask (`torch.Tensor` of shape `(batch, samples)`, *optional*): 1 on real samples,
                 0 on padding; padded frames are left out of ``pooler_output``.
+            output_hidden_states (`bool`, *optional*): also return the feature planes and every block's
+                output (see [`SeldNetModelOutput`]); defaults to ``config.output_hidden_states``.
+            return_dict (`bool`, *optional*, keyword only): a [`SeldNetModelOutput`] (default:
+                ``config.return_dict``) or a tuple of its non-None fields.
         """
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         features = self.frontend(input_values).to(self.dtype)  # (B, P, T, F)
         if self.config.channels_last:
             features = features.contiguous(memory_format=torch.channels_last)
+        if self.gradient_checkpointing and self.training and _is_reentrant(self._gradient_checkpointing_func):
+            # Reentrant checkpointing differentiates a checkpointed block only through inputs that require
+            # grad; the feature planes do not, which would leave the whole SELDnet without gradients.
+            features.requires_grad_(True)
+        all_hidden_states = (features,) if output_hidden_states else None
         hidden = features
         for block in self.conv_blocks:
             hidden = block(hidden)
+            if output_hidden_states:
+                all_hidden_states += (hidden,)
         batch, channels, frames, bins = hidden.shape
-        hidden = hidden.permute(0, 2, 1, 3).reshape(batch, frames, channels * bins)
-        hidden, _ = self.gru(hidden)
+        hidden = self._run_gru(hidden.permute(0, 2, 1, 3).reshape(batch, frames, channels * bins))
+        if output_hidden_states:
+            all_hidden_states += (hidden,)
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(hidden.device)
         frame_mask = frame_mask_from_samples(attention_mask, frames, self.config.hop_length)
         pooled = masked_time_mean(hidden, frame_mask)
         if frame_mask is None:
-            frame_mask = torch.ones(batch, frames, dtype=torch.bool, device=hidden.device)
-        output = SeldNetModelOutput(last_hidden_state=hidden, pooler_output=pooled, frame_mask=frame_mask)
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        return output if return_dict else output.to_tuple()
+            frame_mask = torch.ones(batch, frames, dtype=torch.long, device=hidden.device)
+        return SeldNetModelOutput(
+            last_hidden_state=hidden,
+            pooler_output=pooled,
+            frame_mask=frame_mask.long(),
+            hidden_states=all_hidden_states,
+        )
 
 
 class SeldHead(nn.Module):
@@ -310,7 +417,7 @@ class SeldReadout(nn.Module):
             if probs is None:
                 mean = doa_unit[:, None]
             else:
-                weights = probs * encoder_output.frame_mask[..., None].to(probs.dtype)
+                weights = probs * encoder_output.frame_mask[..., None].to(device=probs.device, dtype=probs.dtype)
                 mean = (weights * doa_unit).sum(1) / weights.sum(1).clamp_min(1e-4)
             features += [mean, mean * mean]
         return torch.cat(features, dim=-1)
@@ -338,14 +445,14 @@ class SeldNetForSoundEventLocalization(SeldNetPreTrainedModel):
         self.doa_head = SeldHead(width, config.head_hidden_size, doa_outputs)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         sed_labels: torch.Tensor | None = None,
         doa_labels: torch.Tensor | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
+        output_hidden_states: bool | None = None,
     ) -> SeldNetSoundEventLocalizationOutput | tuple:
         r"""
         Args:
@@ -357,10 +464,16 @@ class SeldNetForSoundEventLocalization(SeldNetPreTrainedModel):
                 With ``doa_mode="per_class"`` they are also the mask of the DoA loss.
             doa_labels (`torch.Tensor`, *optional*): folded azimuths in degrees. per_class: same shape as
                 ``sed_labels`` (values of inactive classes are ignored); single: `(batch,)`.
+            output_hidden_states (`bool`, *optional*): also return the encoder's hidden states (see
+                [`SeldNetModelOutput`]); defaults to ``config.output_hidden_states``.
+            return_dict (`bool`, *optional*, keyword only): a [`SeldNetSoundEventLocalizationOutput`]
+                (default: ``config.return_dict``) or a tuple of its non-None fields.
         """
-        base = self.seldnet(input_values, attention_mask=attention_mask, return_dict=True)
+        base = self.seldnet(
+            input_values, attention_mask=attention_mask, output_hidden_states=output_hidden_states, return_dict=True
+        )
         frames = base.last_hidden_state
-        frame_mask = base.frame_mask
+        frame_mask = base.frame_mask.bool()
         sed_logits, doa_unit = apply_heads(self.sed_head, self.doa_head, base, self.config.doa_mode == "per_class")
 
         sed_loss = doa_loss = loss = None
@@ -376,18 +489,17 @@ class SeldNetForSoundEventLocalization(SeldNetPreTrainedModel):
             )
             loss = torch.as_tensor(loss, device=frames.device)
 
-        output = SeldNetSoundEventLocalizationOutput(
+        return SeldNetSoundEventLocalizationOutput(
             loss=loss,
+            logits=sed_logits,
             sed_loss=sed_loss,
             doa_loss=doa_loss,
-            sed_logits=sed_logits,
             doa_deg=doa_unit * DOA_SCALE_DEG,
             last_hidden_state=frames,
             pooler_output=base.pooler_output,
-            frame_mask=frame_mask,
+            frame_mask=base.frame_mask,
+            hidden_states=base.hidden_states,
         )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        return output if return_dict else output.to_tuple()
 
     @staticmethod
     def _frame_targets(labels: torch.Tensor, like: torch.Tensor, name: str) -> torch.Tensor:
@@ -412,7 +524,7 @@ class SeldNetForSoundEventLocalization(SeldNetPreTrainedModel):
         per_item = nn.functional.binary_cross_entropy_with_logits(
             sed_logits, targets, reduction="none", pos_weight=pos_weight
         )
-        weights = frame_mask[..., None].to(per_item.dtype).expand_as(per_item)
+        weights = frame_mask[..., None].to(device=per_item.device, dtype=per_item.dtype).expand_as(per_item)
         return (per_item * weights).sum() / weights.sum().clamp_min(1.0)
 
     def _doa_loss(
@@ -436,7 +548,7 @@ class SeldNetForSoundEventLocalization(SeldNetPreTrainedModel):
             )
         targets = self._frame_targets(doa_labels, doa_unit, "doa_labels") / DOA_SCALE_DEG
         active = self._frame_targets(sed_labels, doa_unit, "sed_labels") > 0.5
-        weights = (active & frame_mask[..., None]).to(doa_unit.dtype)
+        weights = (active & frame_mask[..., None].to(active.device)).to(doa_unit.dtype)
         # Inactive entries get weight 0 and a neutral target, so their labels cannot leak into the loss.
         error = torch.where(weights > 0, doa_unit - targets, torch.zeros_like(doa_unit))
         return (error.square() * weights).sum() / weights.sum().clamp_min(1.0)

@@ -23,7 +23,7 @@ from transformers import AutoConfig, AutoModel, ClapAudioConfig, ClapAudioModel,
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.modeling_utils import PreTrainedModel
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, can_return_tuple, logging
 
 from .configuration_spatial_clap import SpatialClapConfig
 from .frontend_spatial_clap import SourceFrontend
@@ -36,6 +36,15 @@ from .modeling_seldnet import (
 )
 
 MAX_LOGIT_SCALE = 100.0
+# Sub-configs whose towers run eager attention whatever is requested, and what a request for
+# another implementation is told (None: nothing to tell, the tower has no attention).
+EAGER_ONLY_SUB_CONFIGS = {
+    "source_config": "HTS-AT's shifted-window attention (with its relative position bias) has only an eager "
+    "implementation",
+    "spatial_config": None,
+}
+
+logger = logging.get_logger(__name__)
 
 
 def contrastive_loss(logits_per_audio: torch.Tensor) -> torch.Tensor:
@@ -67,12 +76,22 @@ class SpatialClapAudioOutput(ModelOutput):
         last_hidden_state (`torch.FloatTensor` of shape `(batch, source_hidden + spatial_hidden)`): the fused
             tower features ``concat(z_src, z_sp)`` (and the spatial readout, if configured) fed to the fusion MLP.
         pooler_output (`torch.FloatTensor` of shape `(batch, projection_dim)`): L2-normalised audio embedding.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned with ``output_hidden_states=True``): the
+            source tower's (HTS-AT's) hidden states as ``ClapAudioModel`` returns them: the patch embeddings and
+            the output of every stage, `(batch, channels_i, height_i, width_i)`.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned with ``output_attentions=True``): HTS-AT's
+            window attention weights, one per layer, `(batch * windows_i, heads_i, window_size², window_size²)`.
+        spatial_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned with ``output_hidden_states=True``
+            when the model has a spatial encoder): the SELDnet's hidden states (see [`SeldNetModelOutput`]).
         source_model_output (`BaseModelOutputWithPooling`): HTS-AT outputs (``pooler_output`` = z_src).
         spatial_model_output (`SeldNetModelOutput`, *optional*): SELDnet outputs (``pooler_output`` = z_sp).
     """
 
     last_hidden_state: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    spatial_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     source_model_output: BaseModelOutputWithPooling | None = None
     spatial_model_output: SeldNetModelOutput | None = None
 
@@ -120,13 +139,32 @@ class ProjectionMLP(nn.Module):
 
 
 class SpatialClapPreTrainedModel(PreTrainedModel):
-    """Weight init and loading glue of [`SpatialClapModel`]."""
+    """Weight init and loading glue of [`SpatialClapModel`].
+
+    * Gradient checkpointing (``gradient_checkpointing_enable()``) recomputes HTS-AT's stages,
+      the SELDnet's conv blocks and GRU, and the text tower's layers in the backward pass.
+    * Attention backends: ``attn_implementation`` (``"eager"``, ``"sdpa"``, ...) selects the text
+      tower's attention, which checks its own support when it is built (RoBERTa supports eager,
+      SDPA, FlashAttention and FlexAttention). HTS-AT's shifted-window attention, with its relative
+      position bias, has one implementation (eager), and the SELDnet has no attention: both stay
+      eager whatever is requested, with a logged note.
+    * ``_no_split_modules`` (for ``device_map``) keeps each HTS-AT layer and patch embedding, the
+      SELDnet and its readout, and each text layer on one device.
+    * The contrastive loss is a mean over the batch: ``Trainer`` passes no ``num_items_in_batch``.
+    """
 
     config_class = SpatialClapConfig
     config: SpatialClapConfig
     base_model_prefix = "spatial_clap"
     input_modalities = ("audio", "text")
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    # The towers take no attention-interface kwargs from the top-level call (no TGI / vLLM backend).
+    _supports_attention_backend = False
+    _no_split_modules = ["ClapAudioLayer", "ClapAudioPatchEmbed", "SeldNetModel", "SeldReadout"]
+    accepts_loss_kwargs = False
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -134,6 +172,17 @@ class SpatialClapPreTrainedModel(PreTrainedModel):
         if isinstance(module, SpatialClapModel):
             init.constant_(module.logit_scale, math.log(self.config.logit_scale_init_value))
         reset_frontend_buffers(module)
+
+    def set_attn_implementation(self, attn_implementation: str | dict, allow_all_kernels: bool = False) -> None:
+        """Set the text tower's attention implementation (a string, or transformers' per-sub-config dict);
+        HTS-AT and the SELDnet stay eager (see the class docstring)."""
+        if isinstance(attn_implementation, str):
+            attn_implementation = {"": attn_implementation, "text_config": attn_implementation}
+        routed = dict(attn_implementation)
+        for key in EAGER_ONLY_SUB_CONFIGS:
+            _note_eager_only(key, routed.get(key, routed.get("")))
+            routed[key] = "eager"
+        super().set_attn_implementation(routed, allow_all_kernels=allow_all_kernels)
 
 
 def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -187,6 +236,7 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
 
     def __init__(self, config: SpatialClapConfig):
         super().__init__(config)
+        _keep_eager_only_towers_eager(config)
         self.source_frontend = SourceFrontend.from_config(config)
         self.source_model = ClapAudioModel(config.source_config)
         self.spatial_model = SeldNetModel(config.spatial_config) if config.spatial_encoder != "none" else None
@@ -220,6 +270,14 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
                 )
             self.spatial_readout.load_heads(stage1)
 
+    # ------------------------------------------------------------ embeddings
+    def get_input_embeddings(self) -> nn.Module:
+        """The text tower's token embeddings (what ``resize_token_embeddings`` resizes)."""
+        return self.text_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.text_model.set_input_embeddings(value)
+
     # ------------------------------------------------------------------ audio
     def _check_audio(self, input_values: torch.Tensor) -> None:
         expected = self.config.spatial_config.num_channels if self.spatial_model is not None else None
@@ -233,12 +291,21 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
                 "pass (batch, channels, samples) with the model's channel count."
             )
 
+    def _output_flags(self, output_hidden_states: bool | None, output_attentions: bool | None) -> tuple[bool, bool]:
+        """The requested ``output_*`` flags, the config's where not given."""
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
+        return bool(output_hidden_states), bool(output_attentions)
+
+    @can_return_tuple
     def get_audio_features(
         self,
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
     ) -> SpatialClapAudioOutput | tuple:
         r"""Audio embeddings.
 
@@ -247,32 +314,49 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
                 ``config.sample_rate`` Hz.
             attention_mask (`torch.Tensor` of shape `(batch, samples)`, *optional*): 1 on the clip's own
                 samples, 0 on padding; used by the spatial encoder's time pooling.
+            output_hidden_states (`bool`, *optional*): also return both towers' hidden states (defaults to
+                ``config.output_hidden_states``).
+            output_attentions (`bool`, *optional*): also return HTS-AT's attention weights (defaults to
+                ``config.output_attentions``; the SELDnet has no attention).
+            return_dict (`bool`, *optional*, keyword only): a [`SpatialClapAudioOutput`] (default:
+                ``config.return_dict``) or a tuple of its non-None fields.
 
         Returns:
             [`SpatialClapAudioOutput`] whose ``pooler_output`` is the L2-normalised embedding
             ``(batch, projection_dim)`` (as ``ClapModel.get_audio_features``).
         """
+        output_hidden_states, output_attentions = self._output_flags(output_hidden_states, output_attentions)
         self._check_audio(input_values)
         input_features, is_longer = self.source_frontend(input_values)
         input_features = input_features.to(self.source_model.dtype)
-        source_out = self.source_model(input_features=input_features, is_longer=is_longer, return_dict=True)
+        source_out = self.source_model(
+            input_features=input_features,
+            is_longer=is_longer,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
         parts = [source_out.pooler_output]
         spatial_out = None
         if self.spatial_model is not None:
-            spatial_out = self.spatial_model(input_values, attention_mask=attention_mask, return_dict=True)
+            spatial_out = self.spatial_model(
+                input_values, attention_mask=attention_mask, output_hidden_states=output_hidden_states, return_dict=True
+            )
             parts.append(spatial_out.pooler_output)
             if self.spatial_readout is not None:
                 parts.append(self.spatial_readout(spatial_out))
-        fused = torch.cat(parts, dim=-1)
+        # The towers may sit on different devices (device_map); the fusion reads them on the first one's.
+        fused = torch.cat([part.to(parts[0].device) for part in parts], dim=-1)
         embeds = F.normalize(self.fusion(fused), dim=-1)
-        output = SpatialClapAudioOutput(
+        return SpatialClapAudioOutput(
             last_hidden_state=fused,
             pooler_output=embeds,
+            hidden_states=source_out.hidden_states,
+            attentions=source_out.attentions,
+            spatial_hidden_states=spatial_out.hidden_states if spatial_out is not None else None,
             source_model_output=source_out,
             spatial_model_output=spatial_out,
         )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        return output if return_dict else output.to_tuple()
 
     # ------------------------------------------------------------------- text
     def _embed_text(self, outputs: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -304,35 +388,60 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
             )
         return pooled
 
+    @can_return_tuple
     def get_text_features(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
     ) -> BaseModelOutputWithPooling | tuple:
         r"""Text embeddings.
 
         Args:
             input_ids (`torch.LongTensor` of shape `(batch, tokens)`): token ids.
             attention_mask (`torch.Tensor` of shape `(batch, tokens)`, *optional*): 1 on real tokens.
+            token_type_ids, position_ids (`torch.LongTensor` of shape `(batch, tokens)`, *optional*): passed to
+                the text tower when given (e.g. the ``token_type_ids`` of a BERT tokenizer).
+            output_hidden_states (`bool`, *optional*): also return the text tower's hidden states (defaults to
+                ``config.output_hidden_states``).
+            output_attentions (`bool`, *optional*): also return its attention weights (defaults to
+                ``config.output_attentions``; transformers' text towers return them only with
+                ``attn_implementation="eager"``).
+            return_dict (`bool`, *optional*, keyword only): a ``BaseModelOutputWithPooling`` (default:
+                ``config.return_dict``) or a tuple of its non-None fields.
 
         Returns:
             The text model's ``BaseModelOutputWithPooling`` with ``pooler_output`` replaced by the
             L2-normalised embedding ``(batch, projection_dim)`` (as ``ClapModel.get_text_features``).
         """
-        text_out = self.text_model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
+        output_hidden_states, output_attentions = self._output_flags(output_hidden_states, output_attentions)
+        # Only what was given: text towers differ in the ids they take (DistilBERT has no token types).
+        extra = {
+            name: value
+            for name, value in (("token_type_ids", token_type_ids), ("position_ids", position_ids))
+            if value is not None
+        }
+        text_out = self.text_model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+            **extra,
+        )
         embeds = F.normalize(self._embed_text(text_out, input_ids, attention_mask), dim=-1)
-        output = BaseModelOutputWithPooling(
+        return BaseModelOutputWithPooling(
             last_hidden_state=text_out.last_hidden_state,
             pooler_output=embeds,
             hidden_states=getattr(text_out, "hidden_states", None),
             attentions=getattr(text_out, "attentions", None),
         )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        return output if return_dict else output.to_tuple()
 
     # ---------------------------------------------------------------- forward
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -340,8 +449,10 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
         input_values: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
         return_loss: bool | None = False,
-        return_dict: bool | None = None,
-        **kwargs,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
     ) -> SpatialClapOutput | tuple:
         r"""
         Args:
@@ -353,20 +464,39 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
                 (the processor's ``audio_attention_mask``).
             return_loss (`bool`, *optional*): also return the symmetric InfoNCE loss (needs equal batches,
                 caption i matching clip i).
+            token_type_ids, position_ids (`torch.LongTensor` of shape `(text_batch, tokens)`, *optional*):
+                passed to the text tower when given.
+            output_hidden_states (`bool`, *optional*): also return every tower's hidden states, in
+                ``audio_model_output`` and ``text_model_output`` (defaults to ``config.output_hidden_states``).
+            output_attentions (`bool`, *optional*): also return the attention weights of HTS-AT and the text
+                tower (defaults to ``config.output_attentions``).
+            return_dict (`bool`, *optional*, keyword only): a [`SpatialClapOutput`] (default:
+                ``config.return_dict``) or a tuple of its non-None fields, nested outputs as tuples.
         """
         if input_ids is None or input_values is None:
             raise ValueError(
                 "SpatialClapModel.forward needs both input_ids and input_values; use get_text_features or "
                 "get_audio_features for one modality."
             )
-        audio_out = self.get_audio_features(input_values, attention_mask=audio_attention_mask, return_dict=True)
-        text_out = self.get_text_features(input_ids, attention_mask=attention_mask, return_dict=True)
+        flags = {"output_hidden_states": output_hidden_states, "output_attentions": output_attentions}
+        audio_out = self.get_audio_features(
+            input_values, attention_mask=audio_attention_mask, return_dict=True, **flags
+        )
+        text_out = self.get_text_features(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            return_dict=True,
+            **flags,
+        )
         audio_embeds = audio_out.pooler_output
-        text_embeds = text_out.pooler_output
-        scale = self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+        # The towers may sit on different devices (device_map); the logits live on the audio embeddings'.
+        text_embeds = text_out.pooler_output.to(audio_embeds.device)
+        scale = self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE).to(audio_embeds.device)
         logits_per_audio = scale * audio_embeds @ text_embeds.t()
         loss = contrastive_loss(logits_per_audio) if return_loss else None
-        output = SpatialClapOutput(
+        return SpatialClapOutput(
             loss=loss,
             logits_per_audio=logits_per_audio,
             logits_per_text=logits_per_audio.t(),
@@ -375,8 +505,6 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
             text_model_output=text_out,
             audio_model_output=audio_out,
         )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        return output if return_dict else output.to_tuple()
 
     # ------------------------------------------------------- building from parts
     @classmethod
@@ -429,6 +557,26 @@ class SpatialClapModel(SpatialClapPreTrainedModel):
         if spatial is not None:
             model.load_spatial_encoder(spatial)
         return model
+
+
+def _keep_eager_only_towers_eager(config: SpatialClapConfig) -> None:
+    """Set HTS-AT's and the SELDnet's sub-configs to eager attention before their towers are built.
+
+    ``attn_implementation`` given to ``from_pretrained`` reaches every sub-config; these two towers
+    have no other implementation (see ``EAGER_ONLY_SUB_CONFIGS``), so it applies to the text tower.
+    """
+    for key in EAGER_ONLY_SUB_CONFIGS:
+        sub_config = getattr(config, key)
+        if sub_config is not None:
+            _note_eager_only(key, sub_config._attn_implementation)
+            sub_config._attn_implementation_internal = "eager"
+
+
+def _note_eager_only(key: str, requested: str | None) -> None:
+    """Log, once, that a requested attention implementation does not reach the tower of sub-config ``key``."""
+    note = EAGER_ONLY_SUB_CONFIGS[key]
+    if note is not None and requested not in (None, "eager"):
+        logger.warning_once(f"attn_implementation={requested!r} applies to the text tower; {note}.")
 
 
 def load_stage1_spatial(
