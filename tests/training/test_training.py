@@ -363,3 +363,17 @@ def test_preloaded_split_is_decoded_once_per_process(resources, tmp_path):
     copy = make(load_corpus(tmp_path / "copy")["train"], 1.0)
     assert copy._clips.data_ptr() != first._clips.data_ptr()
     torch.testing.assert_close(copy._clips, first._clips, rtol=0, atol=0)
+
+
+def test_gradient_checkpointing_from_the_config_gives_the_same_weights(resources, tmp_path):
+    from spatial_clap_hf.training.tasks import build_task
+
+    common = {"model.spatial_encoder": "none", "optim.max_steps": 2}
+    flagged = _config(resources, tmp_path / "ckpt", **common, **{"model.gradient_checkpointing": True})
+    assert build_task(flagged, [], ["A dog barks."]).model.is_activation_checkpointing
+    assert not build_task(_config(resources, tmp_path, **common), [], ["A dog barks."]).model.is_activation_checkpointing
+    plain = train(_config(resources, tmp_path / "plain", **common), show_progress=False)
+    checkpointed = train(flagged, show_progress=False)
+    expected, got = _weights(plain.model_dir), _weights(checkpointed.model_dir)
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-4, atol=1e-5, msg=key)

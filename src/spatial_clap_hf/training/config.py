@@ -121,6 +121,8 @@ class ModelConfig:
     freeze_source: bool = False
     freeze_text: bool = False
     freeze_spatial: bool = False
+    #: Recompute activations in the backward pass (every tower): less memory, more compute.
+    gradient_checkpointing: bool = False
 
 
 #: Mixed-precision modes (accelerate's).

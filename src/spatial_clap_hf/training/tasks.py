@@ -56,6 +56,17 @@ class Scenes:
     clips: torch.Tensor | None = None
 
 
+def _maybe_checkpoint(model: nn.Module, config: TrainConfig) -> None:
+    """Gradient checkpointing of every tower when ``model.gradient_checkpointing`` asks for it."""
+    if not config.model.gradient_checkpointing:
+        return
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers' name from 5.2x on
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        logger.info("Gradient checkpointing on: activations are recomputed in the backward pass.")
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
@@ -72,6 +83,7 @@ class SpatialPretrainingTask:
         self.objective = config.objective
         self.class_names = list(class_names)
         self.model = self._build_model()
+        _maybe_checkpoint(self.model, config)
         self.frozen: list[nn.Module] = []
 
     def _build_model(self) -> SeldNetForSoundEventLocalization:
@@ -169,6 +181,7 @@ class ContrastiveTask:
         self.config = config
         self.batch = config.batch
         self.model = model if model is not None else self._build_model()
+        _maybe_checkpoint(self.model, config)
         if model is None and config.model.init_from:
             self._init_towers_from(config.model.init_from)
         self.tokenizer = self._build_tokenizer(train_captions)
