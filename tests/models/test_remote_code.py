@@ -16,12 +16,11 @@ import pytest
 import torch
 
 import spatial_clap_hf.models.spatial_clap
-from conftest import TOY_CAPTIONS, save_tiny_checkpoint
+from conftest import TOY_CAPTIONS, run_remote_check, save_tiny_checkpoint
 from spatial_clap_hf import create_model
 from spatial_clap_hf.models.spatial_clap.configuration_spatial_clap import MIN_TRANSFORMERS_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECK_SCRIPT = ROOT / "scripts" / "check_remote_code.py"
 
 # Runs in a fresh interpreter. argv: checkpoint dir, inputs .npz, outputs .pt.
 # Phase "remote": spatial_clap_hf is blocked; the checkpoint loads with trust_remote_code from its own
@@ -166,28 +165,6 @@ def test_fresh_process_trust_remote_code_without_package(loaded_in_fresh_process
 
 
 # ------------------------------------------------------------------ the full check without the package
-
-
-def run_remote_check(model_dir: Path, workdir: Path, pythonpath: str | None = None) -> dict:
-    """Run scripts/check_remote_code.py on ``model_dir`` in a fresh interpreter; returns its JSON report."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(workdir / "modules"), "OMP_NUM_THREADS": "1"}
-    env.pop("PYTHONPATH", None)  # the package must not be reachable through it either
-    if pythonpath is not None:
-        env["PYTHONPATH"] = pythonpath
-    out = workdir / "report.json"
-    result = subprocess.run(
-        [sys.executable, str(CHECK_SCRIPT), str(model_dir), "--json", str(out)],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.is_file(), result.stderr[-4000:]
-    report = json.loads(out.read_text())
-    failed = [f"{r['check']}: {r['error']}\n{r['trace']}" for r in report["checks"] if not r["ok"]]
-    assert result.returncode == 0 and report["ok"], "\n".join(failed) or result.stderr[-4000:]
-    return report
 
 
 @pytest.fixture(scope="module")

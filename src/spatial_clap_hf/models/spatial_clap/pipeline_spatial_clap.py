@@ -104,8 +104,8 @@ class AudioDecodeError(ValueError):
         self.source = source
         self.reason = reason
         super().__init__(
-            f"Could not decode the {source}: {reason}. Pass a complete audio file (WAV is read directly; other "
-            "formats need the `ffmpeg` program), or an array with sampling_rate=<Hz>."
+            f"Could not decode the {source}: {reason}. Check that it is a complete audio file, or re-encode it "
+            "(WAV is read directly; other formats need the `ffmpeg` program), or pass an array with sampling_rate=<Hz>."
         )
 
 
@@ -263,7 +263,8 @@ def read_audio_input(audio: Any, sampling_rate: int | None = None) -> tuple[np.n
         try:
             samples = audio.get_all_samples()
         except (RuntimeError, ValueError) as err:
-            raise AudioDecodeError(source, str(err).strip().splitlines()[-1] if str(err).strip() else "no samples")
+            reason = str(err).strip().splitlines()[-1] if str(err).strip() else "no samples"
+            raise AudioDecodeError(source, reason) from err
         return samples.data.detach().cpu().numpy().astype(np.float32), int(samples.sample_rate), source
     if isinstance(audio, dict):
         if "array" in audio or "raw" in audio:
