@@ -83,7 +83,10 @@ def main() -> None:
         rate, channels = pipe.sampling_rate, pipe.num_channels
         rng = np.random.default_rng(0)
         clips = [
-            {"array": (0.1 * rng.standard_normal((channels, int(args.seconds * rate)))).astype(np.float32), "sampling_rate": rate}
+            {
+                "array": (0.1 * rng.standard_normal((channels, int(args.seconds * rate)))).astype(np.float32),
+                "sampling_rate": rate,
+            }
             for _ in range(args.clips)
         ]
 

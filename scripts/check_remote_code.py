@@ -117,7 +117,12 @@ class Checks:
             detail = fn()
         except Exception as err:  # noqa: BLE001  (every failure is reported, then the next check runs)
             self.results.append(
-                {"check": name, "ok": False, "error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc()[-2000:]}
+                {
+                    "check": name,
+                    "ok": False,
+                    "error": f"{type(err).__name__}: {err}",
+                    "trace": traceback.format_exc()[-2000:],
+                }
             )
             return None
         self.results.append({"check": name, "ok": True, **({"detail": detail} if detail is not None else {})})
@@ -146,7 +151,6 @@ def check_checkpoint(model_dir: str, batch_size: int = 3) -> dict:
     block_packages()
     import numpy as np
     import torch
-    import transformers
     from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoProcessor, pipeline
 
     torch.manual_seed(0)
@@ -203,7 +207,9 @@ def check_checkpoint(model_dir: str, batch_size: int = 3) -> dict:
         edge = rate // 100  # 10 ms: the resampler's zero-padded edges differ from the infinite signal's
         error = float((resampled[:, edge : n - edge] - native[:, edge : n - edge]).abs().max())
         if error > 2e-3:
-            raise AssertionError(f"44.1 kHz audio resampled to {rate} Hz differs from the {rate} Hz signal by {error:.2e}")
+            raise AssertionError(
+                f"44.1 kHz audio resampled to {rate} Hz differs from the {rate} Hz signal by {error:.2e}"
+            )
         return {"sampling_rate": 44100, "max_abs_error_vs_native": error}
 
     checks.run(f"processor at the model rate ({rate} Hz) and the model run", processor_native)
@@ -269,7 +275,9 @@ def check_checkpoint(model_dir: str, batch_size: int = 3) -> dict:
             lambda: pipe(clips[0], candidate_labels=captions), ValueError, "sampling_rate"
         ),
         "NaN samples": lambda: expect_error(
-            lambda: pipe(np.full_like(clips[0], np.nan), sampling_rate=rate, candidate_labels=captions), ValueError, "NaN"
+            lambda: pipe(np.full_like(clips[0], np.nan), sampling_rate=rate, candidate_labels=captions),
+            ValueError,
+            "NaN",
         ),
         "empty WAV file": lambda: expect_error(
             lambda: pipe(str(empty_wav), candidate_labels=captions), ValueError, "empty.wav", "no samples"
@@ -282,7 +290,10 @@ def check_checkpoint(model_dir: str, batch_size: int = 3) -> dict:
     }
     if spatial:
         errors["mono audio into a spatial model"] = lambda: expect_error(
-            lambda: pipe(clips[0][0], sampling_rate=rate, candidate_labels=captions), ValueError, "1-D (mono)", "channels"
+            lambda: pipe(clips[0][0], sampling_rate=rate, candidate_labels=captions),
+            ValueError,
+            "1-D (mono)",
+            "channels",
         )
     for name, check in errors.items():
         checks.run(f"clear error: {name}", check)

@@ -33,7 +33,9 @@ def _wav_bytes(stereo: np.ndarray, code: int, bits: int, extensible: bool = Fals
     block = channels * bits // 8
     fmt = struct.pack("<HHIIHH", 0xFFFE if extensible else code, channels, RATE, RATE * block, block, bits)
     if extensible:  # cbSize, valid bits, channel mask, sub-format GUID (its first two bytes: the format code)
-        fmt += struct.pack("<HHI", 22, bits, 3) + struct.pack("<H", code) + bytes.fromhex("000000001000800000aa00389b71")
+        fmt += (
+            struct.pack("<HHI", 22, bits, 3) + struct.pack("<H", code) + bytes.fromhex("000000001000800000aa00389b71")
+        )
     chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
     chunks += b"LIST" + struct.pack("<I", 5) + b"INFOx" + b"\0"  # an odd-sized chunk, padded: skipped
     chunks += b"data" + struct.pack("<I", len(data)) + data

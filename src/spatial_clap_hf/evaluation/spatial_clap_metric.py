@@ -95,7 +95,9 @@ def retrieval_recalls(audio_embeds, text_embeds, ks=(1, 5, 10)):
     """Recall@k of audio→text and text→audio retrieval, row i of each matching (fractions in [0, 1])."""
     sims = _cosine_matrix(_as_float64(audio_embeds, "predictions", (2,)), _as_float64(text_embeds, "references", (2,)))
     if sims.shape[0] != sims.shape[1]:
-        raise ValueError(f"Retrieval needs one caption per clip; got {sims.shape[0]} clips and {sims.shape[1]} captions.")
+        raise ValueError(
+            f"Retrieval needs one caption per clip; got {sims.shape[0]} clips and {sims.shape[1]} captions."
+        )
     a2t, t2a = _target_ranks(sims), _target_ranks(sims.T)
     out = {}
     for k in ks:

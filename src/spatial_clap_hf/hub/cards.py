@@ -33,13 +33,21 @@ __all__ = [
 _TEMPLATES = resources.files("spatial_clap_hf.model_cards")
 #: The model card template (``model_cards/spatial_clap.md``, shipped with the package).
 CARD_TEMPLATE = Path(str(_TEMPLATES.joinpath("spatial_clap.md")))
-#: The dataset card template of a spatialized dataset (``model_cards/dataset_card.md``), for ``DatasetCard.from_template``.
+#: The dataset card template of a spatialized dataset (``model_cards/dataset_card.md``), for
+#: ``huggingface_hub.DatasetCard.from_template``.
 DATASET_CARD_TEMPLATE = Path(str(_TEMPLATES.joinpath("dataset_card.md")))
 #: The card of the evaluate metric module (``model_cards/spatial_clap_metric.md``: README.md of a metric Space).
 METRIC_CARD = Path(str(_TEMPLATES.joinpath("spatial_clap_metric.md")))
 
 #: Tags of every Spatial CLAP model card.
-CARD_TAGS = ["audio", "clap", "spatial-audio", "sound-event-localization", "zero-shot-audio-classification", "spatial_clap_hf"]
+CARD_TAGS = [
+    "audio",
+    "clap",
+    "spatial-audio",
+    "sound-event-localization",
+    "zero-shot-audio-classification",
+    "spatial_clap_hf",
+]
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 

@@ -26,7 +26,8 @@ def _release(version: str) -> tuple[int, ...]:
 if _release(transformers.__version__) < _release(MIN_TRANSFORMERS_VERSION):
     raise ImportError(
         f"Spatial CLAP's model code needs transformers>={MIN_TRANSFORMERS_VERSION}, but transformers "
-        f"{transformers.__version__} is installed; upgrade it: pip install -U 'transformers>={MIN_TRANSFORMERS_VERSION},<6'."
+        f"{transformers.__version__} is installed; upgrade it: "
+        f"pip install -U 'transformers>={MIN_TRANSFORMERS_VERSION},<6'."
     )
 
 from transformers import AutoConfig, ClapAudioConfig  # noqa: E402  (after the version check: clearer error)

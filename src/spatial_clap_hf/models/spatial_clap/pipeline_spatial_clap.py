@@ -284,7 +284,9 @@ def read_audio_input(audio: Any, sampling_rate: int | None = None) -> tuple[np.n
                 array, rate = decode_audio(path=audio["path"])
             return array, rate, f"audio file '{audio['path']}'" if audio.get("path") else "encoded audio bytes"
         else:
-            raise ValueError(f"An audio dict needs 'array' (or 'raw') and 'sampling_rate', 'path' or 'bytes'; got keys {sorted(audio)}.")
+            raise ValueError(
+                f"An audio dict needs 'array' (or 'raw') and 'sampling_rate', 'path' or 'bytes'; got keys {sorted(audio)}."
+            )
     elif isinstance(audio, tuple) and len(audio) == 2:
         raw, rate = audio[0], _positive_rate(audio[1], "audio tuple")
         _same_rate(rate, sampling_rate)
@@ -495,7 +497,8 @@ class SpatialZeroShotAudioClassificationPipeline(Pipeline):
     ) -> dict[str, Any]:
         directions = None
         if where is not None:
-            directions = direction_captions(where, DIRECTION_PHRASES if direction_phrases is None else direction_phrases)
+            phrases = DIRECTION_PHRASES if direction_phrases is None else direction_phrases
+            directions = direction_captions(where, phrases)
             labels = captions = [d["caption"] for d in directions]
         else:
             if direction_phrases is not None:
@@ -543,9 +546,10 @@ class SpatialZeroShotAudioClassificationPipeline(Pipeline):
         directions = model_outputs["directions"]
         if directions is not None:
             keep = sorted(range(len(scores)), key=lambda i: -scores[i])[:top_k]
+            rows = [directions[i] for i in sorted(keep)]
             return [
-                {"direction": directions[i]["direction"], "azimuth_deg": directions[i]["azimuth_deg"], "score": scores[i]}
-                for i in sorted(keep)
+                {"direction": row["direction"], "azimuth_deg": row["azimuth_deg"], "score": scores[i]}
+                for row, i in zip(rows, sorted(keep))
             ]
         ranked = sorted(zip(model_outputs["candidate_labels"], scores), key=lambda pair: -pair[1])
         return [{"label": label, "score": score} for label, score in ranked[:top_k]]
