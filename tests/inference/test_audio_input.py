@@ -94,3 +94,14 @@ def test_broken_and_missing_files_name_the_file(tmp_path):
         decode_audio(tmp_path / "nope.wav")
     with pytest.raises(TypeError, match="Cannot read audio from a list"):
         read_audio_input([0.0, 1.0], sampling_rate=16000)
+
+
+def test_a_torchcodec_decoder_as_datasets_yields_it_keeps_every_channel(tmp_path, stereo):
+    """A datasets ``Audio()`` column yields torchcodec decoders; the pipeline reads them without importing torchcodec."""
+    from torchcodec.decoders import AudioDecoder
+
+    path = tmp_path / "clip.wav"
+    path.write_bytes(_wav_bytes(stereo, 3, 32))
+    array, rate, source = read_audio_input(AudioDecoder(str(path)))
+    assert rate == RATE and source in (f"audio file '{path}'", "audio decoder")
+    np.testing.assert_array_equal(array, decode_audio(path)[0])
