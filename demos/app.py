@@ -2,13 +2,13 @@
 
 Upload a stereo clip (or pick an example), type what to look for, and see how likely each
 direction is — front at the top, left on the left — plus the ranking of optional
-candidate labels. All the work is done by ``spatial_clap_hf.inference``; this file only
-wires the UI to it.
+candidate labels. The model runs from the checkpoint's own code
+(``trust_remote_code=True``): the Space installs only published packages (requirements.txt),
+never ``spatial_clap_hf``. The analysis is in ``spatial_where.py``; this file wires the UI.
 
 Environment:
-    SPATIAL_CLAP_MODEL   checkpoint directory or Hub id (default: DEFAULT_MODEL, the model
-                         `make quickstart` leaves in runs/quickstart/model)
-    SPATIAL_CLAP_DEVICE  torch device, or "auto" (default)
+    SPATIAL_CLAP_MODEL   checkpoint: Hub id or save_pretrained directory (default: DEFAULT_MODEL)
+    SPATIAL_CLAP_DEVICE  torch device, or "auto" (default: CUDA when available)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to serve (Gradio's own variables)
 """
 
@@ -19,10 +19,14 @@ import os
 from pathlib import Path
 
 import gradio as gr
+import torch
+from transformers import pipeline
 
-from spatial_clap_hf.inference import analyse_clip, load_classifier
+from spatial_where import analyse_clip
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "runs" / "quickstart" / "model"
+#: The checkpoint served by default (also listed under ``models:`` in README.md's front matter).
+DEFAULT_MODEL = "spatial-clap-hf/spatial-clap-seld-scl"
+TASK = "zero-shot-spatial-audio-classification"
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 
 
@@ -34,20 +38,18 @@ def load_examples(directory: Path = EXAMPLES_DIR) -> list[list[str]]:
     return [[str(directory / e["file"]), e["description"], e["labels"]] for e in json.loads(index.read_text())]
 
 
+def load_pipeline(model: str | None = None, device: str | None = None):
+    """The zero-shot spatial pipeline of ``model`` (default ``SPATIAL_CLAP_MODEL``, else ``DEFAULT_MODEL``)."""
+    model = model or os.environ.get("SPATIAL_CLAP_MODEL") or DEFAULT_MODEL
+    device = device or os.environ.get("SPATIAL_CLAP_DEVICE", "auto")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return pipeline(TASK, model=model, device=device, trust_remote_code=True)
+
+
 def build_demo(model: str | None = None, device: str | None = None) -> gr.Blocks:
-    """The Gradio Blocks app for a checkpoint (directory or Hub id)."""
-    model = model or os.environ.get("SPATIAL_CLAP_MODEL")
-    if model is None:
-        if not DEFAULT_MODEL.is_dir():
-            raise SystemExit(
-                "Set SPATIAL_CLAP_MODEL to a Spatial CLAP checkpoint (a save_pretrained directory or a Hub id), "
-                f"or run `make quickstart` first to create {DEFAULT_MODEL}."
-            )
-        model = str(DEFAULT_MODEL)
-    classifier = load_classifier(
-        model,
-        device=device or os.environ.get("SPATIAL_CLAP_DEVICE", "auto"),
-    )
+    """The Gradio Blocks app for a checkpoint (Hub id or directory)."""
+    classifier = load_pipeline(model, device)
 
     def run(audio_path, description, labels):
         try:

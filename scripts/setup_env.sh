@@ -29,6 +29,14 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 echo "[setup] installing the pinned stack (first run: a few minutes)"
-.venv/bin/python -m pip install -q -c requirements/constraints.txt -e ".[test,demo]"
+.venv/bin/python -m pip install -q -c requirements/constraints.txt -e ".[train,eval,demo,test]"
+# The oldest transformers the model family supports (pyproject.toml's floor), beside the pinned one: the test
+# suite runs a checkpoint's own code on it (tests/models/test_remote_code.py), with PYTHONPATH pointing here.
+FLOOR=$(grep -oE '^ *"transformers>=[0-9.]+' pyproject.toml | head -n 1 | sed -E 's/.*>=//')
+if [ ! -d ".venv/transformers-floor/transformers-$FLOOR.dist-info" ] && [ ! -d ".venv/transformers-floor/transformers-$FLOOR.0.dist-info" ]; then
+  echo "[setup] installing transformers $FLOOR (the supported floor) into .venv/transformers-floor"
+  rm -rf .venv/transformers-floor
+  .venv/bin/python -m pip install -q --no-deps --target .venv/transformers-floor "transformers==$FLOOR"
+fi
 touch .venv/.installed
 echo "[setup] done: $(.venv/bin/python -c 'import torch, transformers, datasets; print("torch", torch.__version__, "transformers", transformers.__version__, "datasets", datasets.__version__)')"

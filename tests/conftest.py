@@ -7,8 +7,12 @@ nothing is downloaded.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +28,7 @@ from spatial_clap_hf import (
 )
 
 SAMPLE_RATE = 16000
+CHECK_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_remote_code.py"
 
 TOY_CAPTIONS = [
     "A dog is barking on the left side.",
@@ -182,3 +187,23 @@ def fake_hub():
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", FakeHub.requests
     server.shutdown()
+def run_remote_check(model_dir: Path, workdir: Path, pythonpath: str | None = None) -> dict:
+    """Run scripts/check_remote_code.py on ``model_dir`` in a fresh interpreter; returns its JSON report."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(workdir / "modules"), "OMP_NUM_THREADS": "1"}
+    env.pop("PYTHONPATH", None)  # the package must not be reachable through it either
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    out = workdir / "report.json"
+    result = subprocess.run(
+        [sys.executable, str(CHECK_SCRIPT), str(model_dir), "--json", str(out)],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.is_file(), result.stderr[-4000:]
+    report = json.loads(out.read_text())
+    failed = [f"{r['check']}: {r['error']}\n{r['trace']}" for r in report["checks"] if not r["ok"]]
+    assert result.returncode == 0 and report["ok"], "\n".join(failed) or result.stderr[-4000:]
+    return report

@@ -2,9 +2,11 @@
 
 Importing the package registers the model family with the transformers Auto classes
 (``AutoConfig``, ``AutoModel``, ``AutoModelForAudioFrameClassification``,
-``AutoFeatureExtractor``, ``AutoProcessor``) and marks the classes for
+``AutoFeatureExtractor``, ``AutoProcessor``) and the ``zero-shot-spatial-audio-classification``
+pipeline with transformers' ``PIPELINE_REGISTRY``, and marks the classes for
 ``register_for_auto_class``, so ``save_pretrained`` writes an ``auto_map`` and copies the
-model files: saved checkpoints also load with ``trust_remote_code=True`` where this
+model files (the pipeline's included, named in config.json's ``custom_pipelines``): saved
+checkpoints also load, and run as a pipeline, with ``trust_remote_code=True`` where this
 package is not installed.
 """
 

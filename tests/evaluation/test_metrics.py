@@ -256,3 +256,91 @@ def test_evaluate_module_batches_and_errors(offline, tmp_path):
     zero_shot = evaluate.load(METRIC_MODULE_PATH, "zero_shot", cache_dir=str(tmp_path))
     with pytest.raises(ValueError, match="candidate_embeds"):
         zero_shot.compute(predictions=a, references=[0] * 6)
+
+
+# ------------------------------------------------------------------ the self-contained evaluate module
+
+
+def _metric_module():
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("spatial_clap_metric_file", METRIC_MODULE_PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_metric_module_imports_only_evaluate_numpy_and_datasets():
+    import ast
+    from pathlib import Path
+
+    imported = set()
+    for node in ast.walk(ast.parse(Path(METRIC_MODULE_PATH).read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "a relative import: the file must stand alone"
+            imported.add(node.module.split(".")[0])
+    assert imported == {"datasets", "evaluate", "numpy"}
+
+
+def test_metric_module_arithmetic_equals_the_package_metrics():
+    """The module's numpy arithmetic gives the numbers of evaluation/metrics.py, ties included."""
+    module = _metric_module()
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(30, 6))
+    t = a + rng.normal(size=(30, 6))
+    tied_a = np.repeat(rng.normal(size=(5, 6)), 6, axis=0)  # six identical clips per row: exact ties
+    tied_t = np.repeat(rng.normal(size=(3, 6)), 10, axis=0)
+    for audio, text in ((a, t), (tied_a, t), (a, tied_t), (np.ones((8, 4)), np.ones((8, 4)))):
+        assert module.retrieval_recalls(audio, text) == pytest.approx(retrieval_recalls(audio, text), abs=0)
+        assert module.mean_matched_similarity(audio, text) == pytest.approx(mean_matched_similarity(audio, text))
+    base = rng.normal(size=(3, 6))
+    prompts = np.vstack([base, base[:1]])  # candidate 3 repeats candidate 0: 0 must win
+    labels = rng.integers(0, 4, size=30)
+    for audio in (a, tied_a):
+        assert module.zero_shot_accuracy(audio, prompts, labels) == zero_shot_accuracy(audio, prompts, labels)
+        per_clip = rng.normal(size=(30, 2, 6))
+        per_clip[::3, 1] = per_clip[::3, 0]
+        assert module.zero_shot_accuracy(audio, per_clip, labels % 2) == zero_shot_accuracy(audio, per_clip, labels % 2)
+    pred, true = rng.uniform(-400, 400, 30), rng.uniform(-180, 180, 30)
+    assert module.mean_absolute_folded_error_deg(pred, true) == pytest.approx(mean_absolute_folded_error_deg(pred, true))
+
+
+def test_metric_module_loads_without_the_package(tmp_path):
+    """As from a Hub metric Space: a process where spatial_clap_hf cannot be imported."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    scripts = Path(__file__).resolve().parents[2] / "scripts"
+    code = (
+        f"import sys; sys.path.insert(0, {str(scripts)!r}); from check_remote_code import block_packages; "
+        "block_packages(['spatial_clap_hf', 'torchaudio', 'pyroomacoustics', 'accelerate', 'matplotlib']); "
+        "import json, evaluate, numpy as np; "
+        f"m = evaluate.load({METRIC_MODULE_PATH!r}, 'zero_shot', cache_dir={str(tmp_path)!r}); "
+        "e = np.eye(3); print(json.dumps(m.compute(predictions=e, references=[0, 1, 2], candidate_embeds=e)))"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"accuracy": 1.0}
+
+
+def test_metric_card_describes_every_configuration_and_output():
+    import yaml
+
+    from spatial_clap_hf.hub import METRIC_CARD
+
+    text = METRIC_CARD.read_text()
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert {"evaluate", "metric"} <= set(meta["tags"]) and meta["sdk"] == "gradio" and meta["app_file"] == "app.py"
+    module = _metric_module()
+    for name in module._CONFIGS:
+        assert f'"{name}"' in text or f"`{name}`" in text, name
+    for key in ("r{1,5,10}_a2t", "r{1,5,10}_t2a", "mean_similarity", "accuracy", "mae_deg", "candidate_embeds"):
+        assert key in text, key

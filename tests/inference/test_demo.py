@@ -1,17 +1,21 @@
-"""The demo: its example clips, the library logic behind it, and the Gradio app in headless Chromium.
+"""The demo: its example clips, its analysis and the Gradio app in headless Chromium.
 
-The browser test needs gradio (the ``[demo]`` extra) and Debian's ``chromium`` +
-``chromium-driver``; it is skipped when they are absent. Chromium is driven through
-chromedriver's W3C WebDriver HTTP API with the standard library only.
+The app runs as a Space does: the package and the training extras blocked (the import block of
+``scripts/check_remote_code.py``), the model loaded from the checkpoint's own code. The browser test
+needs gradio (the ``[demo]`` extra) and Debian's ``chromium`` + ``chromium-driver``; it is skipped when
+they are absent. Chromium is driven through chromedriver's W3C WebDriver HTTP API with the standard
+library only.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
 import importlib.util
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -26,12 +30,24 @@ import pytest
 import scipy.io.wavfile
 import yaml
 
-from spatial_clap_hf.inference import analyse_clip, load_classifier, parse_labels
+from spatial_clap_hf.inference import load_classifier
 from spatial_clap_hf.spatial.conventions import DEFAULT_PHRASES, doa_class
 
-DEMOS = Path(__file__).resolve().parents[2] / "demos"
+ROOT = Path(__file__).resolve().parents[2]
+DEMOS = ROOT / "demos"
 EXAMPLES = DEMOS / "examples"
-BAR_RGB = np.array([0x1B, 0x9E, 0x77])  # DIRECTION_COLOR of inference.where
+BAR_RGB = np.array([0x1B, 0x9E, 0x77])  # DIRECTION_COLOR of demos/spatial_where.py
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+where_demo = _load(DEMOS / "spatial_where.py")
 
 
 def _examples_index() -> list[dict]:
@@ -63,10 +79,7 @@ def test_examples_are_small_stereo_and_come_from_their_directions():
 
 
 def test_make_examples_regenerates_the_committed_clips(tmp_path):
-    spec = importlib.util.spec_from_file_location("make_examples", DEMOS / "make_examples.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    paths = module.make_examples(tmp_path)
+    paths = _load(DEMOS / "make_examples.py").make_examples(tmp_path)
     assert json.loads((tmp_path / "examples.json").read_text()) == _examples_index()
     for path in paths:
         fresh, committed = scipy.io.wavfile.read(path)[1], scipy.io.wavfile.read(EXAMPLES / path.name)[1]
@@ -77,28 +90,80 @@ def test_make_examples_regenerates_the_committed_clips(tmp_path):
 def test_analyse_clip_gives_directions_plot_and_ranked_labels(tiny_checkpoint):
     classifier = load_classifier(tiny_checkpoint, device="cpu")
     entry = _examples_index()[0]
-    result = analyse_clip(classifier, str(EXAMPLES / entry["file"]), entry["description"], entry["labels"])
+    path = str(EXAMPLES / entry["file"])
+    result = where_demo.analyse_clip(classifier, path, entry["description"], entry["labels"])
     assert [d["direction"] for d in result.directions] == list(DEFAULT_PHRASES.phrases)
     assert sum(d["score"] for d in result.directions) == pytest.approx(1.0, abs=1e-6)
-    ranked = classifier(str(EXAMPLES / entry["file"]), candidate_labels=parse_labels(entry["labels"]))
+    assert result.directions == classifier(path, where=entry["description"])
+    ranked = classifier(path, candidate_labels=where_demo.parse_labels(entry["labels"]))
     assert list(result.labels) == [s["label"] for s in ranked]
-    assert sorted(result.labels) == sorted(parse_labels(entry["labels"]))
+    assert sorted(result.labels) == sorted(where_demo.parse_labels(entry["labels"]))
     best = max(result.directions, key=lambda d: d["score"])
     assert best["direction"] in result.summary and entry["description"] in result.summary
     assert result.figure.axes and result.figure.axes[0].name == "polar"
-    assert analyse_clip(classifier, str(EXAMPLES / entry["file"]), "a bell").labels == {}
+    assert where_demo.analyse_clip(classifier, path, "a bell").labels == {}
     with pytest.raises(ValueError, match="No audio"):
-        analyse_clip(classifier, None, "a bell")
-    assert parse_labels(" a dog, rain;\n a car ,, ") == ["a dog", "rain", "a car"]
+        where_demo.analyse_clip(classifier, None, "a bell")
+    with pytest.raises(ValueError, match="description is empty"):
+        where_demo.analyse_clip(classifier, path, "  ")
+    assert where_demo.parse_labels(" a dog, rain;\n a car ,, ") == ["a dog", "rain", "a car"]
 
 
-def test_space_front_matter():
+def test_polar_figure_puts_front_on_top_and_left_on_the_left():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    directions = [
+        {"direction": p, "azimuth_deg": az, "score": s}
+        for p, az, s in zip(DEFAULT_PHRASES.phrases, [72.0, 36.0, 0.0, -36.0, -72.0], [0.9, 0.04, 0.03, 0.02, 0.01])
+    ]
+    fig = where_demo.direction_polar_figure(directions, title="Where is it?")
+    ax = fig.axes[0]
+    assert ax.get_theta_offset() == pytest.approx(np.pi / 2)  # 0° (front) at the top
+    assert ax.get_theta_direction() == 1  # counter-clockwise: +90° (left) on the left
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    image = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
+    bar = np.all(np.abs(image - BAR_RGB) < 30, axis=-1)
+    ys, xs = np.nonzero(bar)
+    assert bar.sum() > 500
+    assert xs.mean() < image.shape[1] / 2 - 20  # the dominant "left side" bar is drawn left of centre
+
+
+def _default_model() -> str:
+    """``DEFAULT_MODEL`` of demos/app.py, read without running the app."""
+    for node in ast.parse((DEMOS / "app.py").read_text()).body:
+        if isinstance(node, ast.AnnAssign | ast.Assign):
+            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
+            if any(getattr(t, "id", None) == "DEFAULT_MODEL" for t in targets):
+                return ast.literal_eval(node.value)
+    raise AssertionError("demos/app.py defines no DEFAULT_MODEL")
+
+
+def test_space_front_matter_and_requirements():
     text = (DEMOS / "README.md").read_text()
     assert text.startswith("---\n")
     meta = yaml.safe_load(text.split("---\n")[1])
     assert meta["sdk"] == "gradio" and (DEMOS / meta["app_file"]).is_file()
     assert str(meta["sdk_version"]).count(".") == 2 and meta["license"] == "apache-2.0"
+    default = _default_model()
+    assert re.fullmatch(r"[\w.-]+/[\w.-]+", default) and meta["models"] == [default]
     assert "ffmpeg" in (DEMOS / "packages.txt").read_text().split()
+    # Published packages only: names with version specifiers, no local paths, URLs or this package.
+    lines = [line.split("#")[0].strip() for line in (DEMOS / "requirements.txt").read_text().splitlines()]
+    requirements = [line for line in lines if line]
+    names = [re.match(r"[A-Za-z0-9_.-]+", line).group(0).lower() for line in requirements]
+    assert sorted(names) == ["matplotlib", "numpy", "torch", "transformers"]
+    assert not any(("@" in line or "/" in line or line.startswith("-")) for line in requirements)
+    # What the app and its analysis import is the Space's SDK (gradio) plus those requirements.
+    imported = set()
+    for name in ("app.py", "spatial_where.py"):
+        for node in ast.walk(ast.parse((DEMOS / name).read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = {m for m in imported if m not in sys.stdlib_module_names} - {"spatial_where", "__future__"}
+    assert third_party <= set(names) | {"gradio"}, third_party
 
 
 # ----------------------------------------------------------------------------------- browser
@@ -194,11 +259,21 @@ def demo_server(tiny_checkpoint, tmp_path):
         "GRADIO_SERVER_PORT": str(port),
         "GRADIO_ANALYTICS_ENABLED": "False",
         "HF_HUB_OFFLINE": "1",
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
         "OMP_NUM_THREADS": "1",
         "MPLBACKEND": "Agg",
     }
+    env.pop("PYTHONPATH", None)
+    # As on a Space: the package and the training extras cannot be imported (matplotlib, for the plot, and
+    # gradio can); the app must run on the checkpoint's own code.
+    launcher = (
+        f"import runpy, sys; sys.path[:0] = [{str(ROOT / 'scripts')!r}, {str(DEMOS)!r}]; "
+        "from check_remote_code import BLOCKED, block_packages; "
+        "block_packages([n for n in BLOCKED if n != 'matplotlib']); "
+        f"runpy.run_path({str(DEMOS / 'app.py')!r}, run_name='__main__')"
+    )
     log = open(tmp_path / "app.log", "w")
-    process = subprocess.Popen([sys.executable, str(DEMOS / "app.py")], env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "-c", launcher], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_http(f"http://127.0.0.1:{port}/", 180, process)
         yield f"http://127.0.0.1:{port}/"
@@ -250,7 +325,7 @@ def test_demo_runs_an_example_and_shows_the_polar_plot(demo_server, browser):
     assert any(phrase in summary for phrase in DEFAULT_PHRASES.phrases)
     assert browser.js("return document.querySelector('#description textarea').value") == entry["description"]
     top = browser.wait_for("const t = document.querySelector('#top-labels'); return t && t.innerText;")
-    assert all(label in top for label in parse_labels(entry["labels"]))
+    assert all(label in top for label in where_demo.parse_labels(entry["labels"]))
 
     browser.js("document.querySelector('#direction-plot').scrollIntoView()")
     plot = browser.screenshot("#direction-plot img")

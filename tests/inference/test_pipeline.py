@@ -1,4 +1,7 @@
-"""The zero-shot-spatial-audio-classification pipeline through ``transformers.pipeline`` on tiny saved checkpoints."""
+"""The zero-shot-spatial-audio-classification pipeline through ``transformers.pipeline`` on tiny saved checkpoints.
+
+Without the package (remote code, extras blocked): tests/models/test_remote_code.py.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +14,19 @@ import torch
 from transformers import pipeline
 from transformers.pipelines import PIPELINE_REGISTRY, get_supported_tasks
 
-from spatial_clap_hf.data.audio_io import AudioDecodeError
 from spatial_clap_hf.inference import (
+    DIRECTION_PHRASES,
     TASK,
+    AudioDecodeError,
     SpatialZeroShotAudioClassificationPipeline,
     direction_captions,
-    direction_polar_figure,
+    load_classifier,
     register_pipeline,
     where_is,
 )
+from spatial_clap_hf.models.spatial_clap.frontend_spatial_clap import SincResampler
 from spatial_clap_hf.models.spatial_clap.modeling_spatial_clap import MAX_LOGIT_SCALE
-from spatial_clap_hf.spatial.conventions import DEFAULT_PHRASES
+from spatial_clap_hf.spatial.conventions import DEFAULT_PHRASES, PhraseSet, compose_caption, doa_class_center_deg
 
 from conftest import make_stereo, save_tiny_checkpoint
 
@@ -33,8 +38,7 @@ LABELS = ["A dog is barking on the left side.", "A man is speaking in front.", "
 
 @pytest.fixture(scope="module")
 def spatial_pipe(tiny_checkpoint):
-    register_pipeline()
-    return pipeline(TASK, model=str(tiny_checkpoint), device="cpu")
+    return load_classifier(tiny_checkpoint, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +48,7 @@ def mono_checkpoint(tmp_path_factory, tiny_processor):
 
 @pytest.fixture(scope="module")
 def mono_pipe(mono_checkpoint):
-    register_pipeline()
-    return pipeline(TASK, model=str(mono_checkpoint), device="cpu")
+    return load_classifier(mono_checkpoint, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +115,9 @@ def test_hypothesis_template_and_file_input(spatial_pipe, clip, tmp_path):
 
 
 def test_other_sample_rates_are_resampled_by_the_processor(spatial_pipe, clip):
-    import torchaudio.functional as AF
-
-    clip_32k = AF.resample(torch.from_numpy(clip), SR, 32000).numpy()
+    clip_32k = SincResampler(SR, 32000)(torch.from_numpy(clip)).numpy()
     out = spatial_pipe((clip_32k, 32000), candidate_labels=LABELS)
-    back = AF.resample(torch.from_numpy(clip_32k), 32000, SR).numpy()
+    back = SincResampler(32000, SR)(torch.from_numpy(clip_32k)).numpy()
     expected = dict(zip(LABELS, map(float, _direct_probs(spatial_pipe, back, LABELS))))
     assert _as_dict(out) == pytest.approx(expected, abs=1e-4)
 
@@ -179,26 +180,6 @@ def test_where_is_scores_the_five_direction_captions_in_design_order(spatial_pip
         where_is(spatial_pipe, (clip, SR), "  ")
 
 
-def test_polar_figure_puts_front_on_top_and_left_on_the_left():
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    directions = [
-        {"direction": p, "azimuth_deg": az, "score": s}
-        for p, az, s in zip(DEFAULT_PHRASES.phrases, [72.0, 36.0, 0.0, -36.0, -72.0], [0.9, 0.04, 0.03, 0.02, 0.01])
-    ]
-    fig = direction_polar_figure(directions, title="Where is it?")
-    ax = fig.axes[0]
-    assert ax.get_theta_offset() == pytest.approx(np.pi / 2)  # 0° (front) at the top
-    assert ax.get_theta_direction() == 1  # counter-clockwise: +90° (left) on the left
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    image = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
-    bar = np.all(np.abs(image - np.array([0x1B, 0x9E, 0x77])) < 30, axis=-1)
-    ys, xs = np.nonzero(bar)
-    assert bar.sum() > 500
-    assert xs.mean() < image.shape[1] / 2 - 20  # the dominant "left side" bar is drawn left of centre
-
-
 def test_registration_is_idempotent_and_the_task_is_listed():
     register_pipeline()
     register_pipeline()
@@ -213,8 +194,96 @@ def test_import_of_the_package_registers_the_task():
 
 
 def test_pipeline_from_model_and_processor_objects(tiny_model, tiny_processor, spatial_pipe, clip):
-    register_pipeline()
+    # An in-memory config names no custom pipeline: the task registered by `import spatial_clap_hf` builds it.
     pipe = pipeline(TASK, model=tiny_model, processor=tiny_processor, device="cpu")
+    assert type(pipe) is SpatialZeroShotAudioClassificationPipeline
     # tiny_model has the seed and preset of tiny_checkpoint: the same weights, so the same answer.
     same = pipe((clip, SR), candidate_labels=LABELS)
     assert _as_dict(same) == pytest.approx(_as_dict(spatial_pipe((clip, SR), candidate_labels=LABELS)), abs=1e-6)
+
+
+def test_batch_size_gives_the_one_at_a_time_scores(spatial_pipe, clip, tmp_path):
+    path = tmp_path / "scene.wav"
+    scipy.io.wavfile.write(path, SR, clip.T)
+    others = [make_stereo(1, s, SR, seed=10 + i, delays=[d])[0].numpy() for i, (s, d) in enumerate([(0.5, -4), (2.0, 2)])]
+    inputs = [
+        str(path),
+        {"array": others[0], "sampling_rate": SR},
+        {"raw": others[1], "sampling_rate": SR},
+        (clip[:, ::2].copy(), SR // 2),  # 8 kHz: resampled
+        {"array": clip, "sampling_rate": SR},
+    ]
+    for kwargs in ({"candidate_labels": LABELS}, {"where": "a dog barking"}):
+        single = [spatial_pipe(x, **kwargs) for x in inputs]
+        for batch_size in (2, 4):
+            batched = spatial_pipe(inputs, batch_size=batch_size, **kwargs)
+            assert len(batched) == len(inputs)
+            for one, many in zip(single, batched):
+                assert [set(s) for s in many] == [set(s) for s in one]
+                key = "label" if "candidate_labels" in kwargs else "direction"
+                assert {s[key]: s["score"] for s in many} == pytest.approx({s[key]: s["score"] for s in one}, abs=1e-4)
+
+
+def test_bad_inputs_fail_with_the_problem_and_the_fix(spatial_pipe, clip, tmp_path):
+    empty = tmp_path / "empty.wav"
+    scipy.io.wavfile.write(empty, SR, np.zeros((0, 2), dtype=np.int16))
+    with pytest.raises(ValueError, match=r"audio file '.*empty\.wav' holds no samples"):
+        spatial_pipe(str(empty), candidate_labels=LABELS)
+    with pytest.raises(ValueError, match="holds no samples"):
+        spatial_pipe(np.zeros((2, 0), np.float32), sampling_rate=SR, candidate_labels=LABELS)
+    nan = clip.copy()
+    nan[1, 100] = np.nan
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        spatial_pipe(nan, sampling_rate=SR, candidate_labels=LABELS)
+    with pytest.raises(ValueError, match="'array' \\(or 'raw'\\) also needs 'sampling_rate'"):
+        spatial_pipe({"raw": clip}, candidate_labels=LABELS)
+    with pytest.raises(ValueError, match="positive integer"):
+        spatial_pipe({"array": clip, "sampling_rate": -16000}, candidate_labels=LABELS)
+    with pytest.raises(ValueError, match="files carry their own rate"):
+        spatial_pipe(str(empty), sampling_rate=SR, candidate_labels=LABELS)
+    with pytest.raises(AudioDecodeError, match="missing.wav.*file not found"):
+        spatial_pipe(str(tmp_path / "missing.wav"), candidate_labels=LABELS)
+    with pytest.raises(ValueError, match="not both"):
+        spatial_pipe((clip, SR), candidate_labels=LABELS, where="a dog")
+    with pytest.raises(ValueError, match="description is empty"):
+        spatial_pipe((clip, SR), where=" . ")
+
+
+def test_direction_captions_are_the_training_captions():
+    """The pipeline (checkpoint code, no package) composes "where" captions as training does."""
+    assert DIRECTION_PHRASES == DEFAULT_PHRASES.phrases
+    three = PhraseSet(phrases=("to the left", "straight ahead", "to the right"))
+    for phrases in (DEFAULT_PHRASES, three):
+        for description in ("a dog barking", "Rain on a roof.", "  an engine idles! "):
+            rows = direction_captions(description, phrases)
+            assert [r["direction"] for r in rows] == list(phrases.phrases)
+            for k, row in enumerate(rows):
+                assert row["azimuth_deg"] == pytest.approx(doa_class_center_deg(k, phrases))
+                assert row["caption"] == compose_caption([description], [row["azimuth_deg"]], phrases)
+
+
+def test_checkpoints_name_their_pipeline_for_transformers(tiny_checkpoint, spatial_pipe, clip, tmp_path):
+    import json
+    import shutil
+
+    # config.json's custom_pipelines points at the checkpoint's own pipeline file ...
+    config = json.loads((tiny_checkpoint / "config.json").read_text())
+    assert config["custom_pipelines"][TASK]["impl"] == "pipeline_spatial_clap.SpatialZeroShotAudioClassificationPipeline"
+    assert (tiny_checkpoint / "pipeline_spatial_clap.py").is_file()
+    # ... which transformers runs only when asked to (even with the package imported) ...
+    with pytest.raises(ValueError, match="trust_remote_code=True"):
+        pipeline(TASK, model=str(tiny_checkpoint), device="cpu")
+    remote = pipeline(TASK, model=str(tiny_checkpoint), device="cpu", trust_remote_code=True)
+    assert type(remote).__module__.startswith("transformers_modules.")
+    expected = _as_dict(spatial_pipe((clip, SR), candidate_labels=LABELS))
+    assert _as_dict(remote((clip, SR), candidate_labels=LABELS)) == pytest.approx(expected, abs=1e-6)
+    # A checkpoint saved before configs named the pipeline goes through the package's registration.
+    old = tmp_path / "old"
+    shutil.copytree(tiny_checkpoint, old)
+    del config["custom_pipelines"]
+    (old / "config.json").write_text(json.dumps(config))
+    (old / "pipeline_spatial_clap.py").unlink()
+    register_pipeline()
+    legacy = pipeline(TASK, model=str(old), device="cpu")
+    assert type(legacy) is SpatialZeroShotAudioClassificationPipeline
+    assert _as_dict(legacy((clip, SR), candidate_labels=LABELS)) == pytest.approx(expected, abs=1e-6)

@@ -1,4 +1,9 @@
-"""Saved checkpoints load in a fresh process: with the package, and with trust_remote_code without it."""
+"""Saved checkpoints load in a fresh process: with the package, and with trust_remote_code without it.
+
+``scripts/check_remote_code.py`` is the full check of a checkpoint's own code (package and extras
+blocked: Auto classes, processor at 16 and 44.1 kHz, the pipeline by task name, batched, clear
+errors); it runs here on tiny checkpoints, on the pinned transformers and on the supported floor.
+"""
 
 import json
 import os
@@ -11,8 +16,11 @@ import pytest
 import torch
 
 import spatial_clap_hf.models.spatial_clap
-from conftest import TOY_CAPTIONS
+from conftest import TOY_CAPTIONS, run_remote_check, save_tiny_checkpoint
 from spatial_clap_hf import create_model
+from spatial_clap_hf.models.spatial_clap.configuration_spatial_clap import MIN_TRANSFORMERS_VERSION
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # Runs in a fresh interpreter. argv: checkpoint dir, inputs .npz, outputs .pt.
 # Phase "remote": spatial_clap_hf is blocked; the checkpoint loads with trust_remote_code from its own
@@ -93,6 +101,13 @@ def test_checkpoint_files_carry_auto_map_and_model_code(tiny_checkpoint):
         "AutoConfig": "configuration_spatial_clap.SpatialClapConfig",
         "AutoModel": "modeling_spatial_clap.SpatialClapModel",
     }
+    assert config["custom_pipelines"] == {
+        "zero-shot-spatial-audio-classification": {
+            "impl": "pipeline_spatial_clap.SpatialZeroShotAudioClassificationPipeline",
+            "pt": ["AutoModel"],
+            "type": "multimodal",
+        }
+    }
     processor_config = json.loads((tiny_checkpoint / "processor_config.json").read_text())
     assert processor_config["auto_map"]["AutoProcessor"] == "processing_spatial_clap.SpatialClapProcessor"
     # the files a checkpoint carries are exactly the model family's folder (less its __init__.py)
@@ -147,3 +162,61 @@ def test_fresh_process_trust_remote_code_without_package(loaded_in_fresh_process
     assert loaded["processor_module"].startswith("transformers_modules.")
     inputs, reference = _reference(raw, tiny_processor)
     _assert_same_outputs(loaded, inputs, reference)
+
+
+# ------------------------------------------------------------------ the full check without the package
+
+
+@pytest.fixture(scope="module")
+def remote_report(tiny_checkpoint, tmp_path_factory):
+    return run_remote_check(tiny_checkpoint, tmp_path_factory.mktemp("remote_check"))
+
+
+def test_checkpoint_code_works_without_the_package_or_its_extras(remote_report):
+    checks = {r["check"]: r for r in remote_report["checks"]}
+    assert len(checks) == 13 and all(r["ok"] for r in checks.values())
+    assert checks["pipeline by task name resolves through custom_pipelines"]["detail"]["pipeline_module"].startswith(
+        "transformers_modules."
+    )
+    assert checks["pipeline batch_size=3 equals one at a time (1e-4)"]["detail"]["max_abs_gap"] <= 1e-4
+    assert "spatial_clap_hf" in checks["the package and the extras stayed unimported"]["detail"]["blocked"]
+
+
+def test_mono_checkpoint_code_works_without_the_package(tiny_processor, tmp_path):
+    checkpoint = save_tiny_checkpoint(tmp_path / "mono", tiny_processor, preset="tiny-mono", seed=1)
+    report = run_remote_check(checkpoint, tmp_path)
+    assert not any("mono audio into a spatial model" in r["check"] for r in report["checks"])
+
+
+def _floor_dir() -> Path:
+    return Path(os.environ.get("SPATIAL_CLAP_TRANSFORMERS_FLOOR", Path(sys.prefix) / "transformers-floor"))
+
+
+def test_pyproject_floor_is_the_family_floor():
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (spec,) = [d for d in deps if d.startswith("transformers")]
+    floor = spec.split(">=")[1].split(",")[0]
+
+    def release(version: str) -> tuple[int, int, int]:
+        parts = [int(p) for p in version.split(".")]
+        return tuple(parts + [0] * (3 - len(parts)))
+
+    assert release(floor) == release(MIN_TRANSFORMERS_VERSION)
+
+
+def test_checkpoint_code_runs_on_the_transformers_floor(tiny_checkpoint, remote_report, tmp_path):
+    floor = _floor_dir()
+    if not any(floor.glob(f"transformers-{MIN_TRANSFORMERS_VERSION.removesuffix('.0')}*.dist-info")):
+        pytest.skip(
+            f"transformers {MIN_TRANSFORMERS_VERSION} is not installed in {floor} (scripts/setup_env.sh puts it "
+            "there; or set SPATIAL_CLAP_TRANSFORMERS_FLOOR to a `pip install --no-deps --target` directory)"
+        )
+    report = run_remote_check(tiny_checkpoint, tmp_path, pythonpath=str(floor))
+    assert report["versions"]["transformers"] == MIN_TRANSFORMERS_VERSION
+    # The same checkpoint gives the same scores on the floor as on the pinned release.
+    scores = {r["check"]: r.get("detail") for r in report["checks"]}
+    pinned = {r["check"]: r.get("detail") for r in remote_report["checks"]}
+    key = "pipeline inputs: WAV file, array + sampling_rate, raw/array dicts"
+    assert scores[key]["file_scores"] == pytest.approx(pinned[key]["file_scores"], abs=1e-6)

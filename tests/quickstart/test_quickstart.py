@@ -9,6 +9,7 @@ from importlib import resources
 import pytest
 import yaml
 
+from conftest import run_remote_check
 from spatial_clap_hf.evaluation.report import validate_report
 from spatial_clap_hf.quickstart import QuickstartSettings, load_recipe, run_quickstart
 from spatial_clap_hf.quickstart.run import _run_trainings, _Training, _trainings
@@ -66,6 +67,15 @@ def test_quickstart_writes_report_figure_and_loadable_model_deterministically(tm
     AutoProcessor.from_pretrained(tmp_path / "model")
     assert (model.config.spatial_encoder, model.config.scl) == ("seld", True)
     _assert_frozen_towers_kept(tmp_path)
+    # The final model's card carries its report.json row as model-index, and its own code runs without the package.
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(tmp_path / "model" / "README.md")
+    row = next(r for r in report["rows"] if r["model"] == "seld_scl")
+    results = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert "doa_accuracy" in results and results == pytest.approx({key: row[key] for key in results})
+    assert card.data.pipeline_tag == "zero-shot-spatial-audio-classification"
+    run_remote_check(tmp_path / "model", tmp_path_factory.mktemp("remote_check"))
     assert [len(RirBank.load(tmp_path / "rirs").rooms(s)) for s in ("train", "validation", "test")] == [2, 1, 1]
     scl_config = json.loads((tmp_path / "variants" / "seld_scl" / "model" / "training_config.json").read_text())
     assert (scl_config["batch"]["n_mix3"], scl_config["batch"]["direction_twins"]) == (1, 2)

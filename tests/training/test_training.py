@@ -344,6 +344,25 @@ def test_preloaded_clips_equal_decoded_on_demand(resources):
     torch.testing.assert_close(cached[0][1][16000:], cached[0][1][:8000], rtol=0, atol=0)
 
 
+def test_clips_at_another_rate_go_through_the_model_familys_resampler(resources, caplog):
+    """Corpus clips (16 kHz) for an 8 kHz bank are resampled by SincResampler, the feature extractor's
+    resampler (no torchaudio), with one logged warning."""
+    from spatial_clap_hf.data import decoded_to_array, load_corpus
+    from spatial_clap_hf.models.spatial_clap.frontend_spatial_clap import SincResampler
+    from spatial_clap_hf.training.clips import ClipDataset, class_names_of
+
+    corpus = load_corpus(resources / "corpus")
+    names = class_names_of(resources / "corpus", corpus["train"])
+    clips = ClipDataset(corpus["train"], names, clip_seconds=1.0, sample_rate=8000, preload=False)
+    with caplog.at_level("WARNING"):
+        first, second = clips[0][1], clips[1][1]
+    array, rate = decoded_to_array(corpus["train"][0]["audio"])
+    assert rate == 16000 and first.shape == second.shape == (8000,)
+    expected = SincResampler(16000, 8000)(torch.from_numpy(array).mean(dim=0))[:8000]
+    torch.testing.assert_close(first, expected, rtol=0, atol=0)
+    assert sum("Resampling source clips from 16000 Hz to 8000 Hz" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_preloaded_split_is_decoded_once_per_process(resources, tmp_path):
     """A second dataset over the same saved split, length and rate reuses the decoded clips; another
     clip length, or another copy of the corpus on disk, decodes its own."""

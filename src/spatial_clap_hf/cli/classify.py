@@ -57,8 +57,7 @@ def _json(results, where: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.audio_io import AudioDecodeError
-    from ..inference import AudioFilesError, classify_files, load_classifier
+    from ..inference import AudioDecodeError, AudioFilesError, classify_files, load_classifier
 
     if args.top_k is not None and args.top_k < 1:
         print(f"classify: --top-k must be >= 1, got {args.top_k}.", file=sys.stderr)

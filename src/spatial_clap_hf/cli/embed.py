@@ -27,9 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.audio_io import AudioDecodeError
+    from ..inference import AudioDecodeError, AudioFilesError, embed_files, write_embeddings
     from ..models.loading import load_model_and_processor
-    from ..inference import AudioFilesError, embed_files, write_embeddings
 
     if not args.files and not args.text:
         print("embed: error: nothing to embed; pass audio files and/or --text CAPTION.", file=sys.stderr)
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         for message in err.errors:
             print(f"embed: error: {message}", file=sys.stderr)
         return 1
-    except (AudioDecodeError, OSError, ValueError) as err:
+    except (AudioDecodeError, ImportError, OSError, ValueError) as err:
         print(f"embed: error: {err}", file=sys.stderr)
         return 1
     dim = len(dataset[0]["embedding"])

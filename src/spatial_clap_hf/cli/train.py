@@ -87,7 +87,7 @@ def _evaluate_into_card(config, model_dir, eval_dir) -> None:
     from ..evaluation import run_evaluation
     from ..hub import write_model_card
     from ..models.spatial_clap.configuration_spatial_clap import SpatialClapConfig
-    from ..training.tasks import describe_training
+    from ..training.tasks import card_sources, describe_training
 
     output_dir = f"{config.output_dir}/eval"
     report = run_evaluation([model_dir], eval_dir, output_dir, names=[config.push_to_hub or "model"])
@@ -97,5 +97,6 @@ def _evaluate_into_card(config, model_dir, eval_dir) -> None:
         repo_id=config.push_to_hub or "path/to/this/model",
         training_description=describe_training(config),
         eval_row=report["rows"][0],
+        **card_sources(config),
     )
     print(f"Evaluation written to {output_dir}; results added to {model_dir}/README.md")

@@ -18,8 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..spatial.conventions import DEFAULT_PHRASES, PhraseSet
-from .pipeline import check_channels, fit_channels, input_channels
-from .where import where_is
+from .pipeline import AudioDecodeError, check_channels, decode_audio, fit_channels, input_channels
 
 if TYPE_CHECKING:
     import datasets
@@ -94,10 +93,7 @@ def classify_files(
                 path, candidate_labels=list(labels), hypothesis_template=hypothesis_template, top_k=top_k
             )
         else:
-            scores = where_is(classifier, path, where, phrases=phrases)
-            if top_k is not None:
-                keep = sorted(range(len(scores)), key=lambda i: -scores[i]["score"])[:top_k]
-                scores = [scores[i] for i in sorted(keep)]
+            scores = classifier(path, where=where, direction_phrases=list(phrases.phrases), top_k=top_k)
         results.append(FileScores(path, rate, rate != classifier.sampling_rate, scores))
     return results
 
@@ -105,23 +101,36 @@ def classify_files(
 # ------------------------------------------------------------------------------------ embeddings
 
 
+def _datasets():
+    """The ``datasets`` module, which embedding tables are made of (not part of the core install)."""
+    try:
+        import datasets
+    except ImportError as err:
+        raise ImportError(
+            "Embedding files into a table needs the datasets library, which the core install leaves out: "
+            "pip install 'spatial_clap_hf[train]' (or pip install datasets)."
+        ) from err
+    return datasets
+
+
 def embedding_features() -> "datasets.Features":
     """Columns of an embeddings file: ``source`` (file path or text), ``kind`` ("audio"/"text"),
     ``embedding`` (L2-normalised, float32, length ``projection_dim``)."""
+    _datasets()
     from datasets import Features, List, Value
 
     return Features({"source": Value("string"), "kind": Value("string"), "embedding": List(Value("float32"))})
 
 
 def _probe_files(paths: Sequence[str], *, spatial: bool, num_channels: int) -> list[int]:
-    """Open every file, check its channels; return the sample rates (Hz). Raises ``AudioFilesError``."""
-    from ..data.audio_io import AudioDecodeError, probe_audio
-
+    """Decode every file, check its channels and length; return the sample rates (Hz). Raises ``AudioFilesError``."""
     rates, errors = [], []
     for path in tqdm(paths, desc="check files", unit="file", disable=len(paths) < 2):
         try:
-            rate, channels = probe_audio(path)
-            check_channels((channels, 1), spatial=spatial, num_channels=num_channels, source=f"audio file '{path}'")
+            array, rate = decode_audio(path)
+            if array.shape[-1] == 0:
+                raise ValueError(f"The audio file '{path}' holds no samples (zero length); pass real audio.")
+            check_channels(array.shape, spatial=spatial, num_channels=num_channels, source=f"audio file '{path}'")
             rates.append(rate)
         except (AudioDecodeError, ValueError) as err:
             errors.append(str(err))
@@ -132,10 +141,8 @@ def _probe_files(paths: Sequence[str], *, spatial: bool, num_channels: int) -> l
 
 def _waveforms(paths: Sequence[str], spatial: bool, num_channels: int):
     """Rows ``{"waveform": (num_channels, samples) float32, "sampling_rate": Hz}`` of the files."""
-    from ..data.audio_io import load_audio
-
     for path in tqdm(paths, desc="decode", unit="file"):
-        array, rate = load_audio(path)
+        array, rate = decode_audio(path)
         clip = fit_channels(array, spatial=spatial, num_channels=num_channels, source=f"audio file '{path}'")
         yield {"waveform": clip, "sampling_rate": rate}
 
@@ -144,7 +151,7 @@ def _audio_embeddings_by_rate(
     model: Any, processor: Any, paths: list[str], rates: list[int], *, batch_size: int, device: Any
 ) -> np.ndarray:
     """(len(paths), D) embeddings; files are grouped by sample rate (one rate per evaluation-style set)."""
-    import datasets
+    datasets = _datasets()
     from datasets import Features, List, Value
 
     from ..models.loading import audio_embeddings
@@ -199,7 +206,7 @@ def embed_files(
     Raises:
         AudioFilesError: some files are unreadable or have the wrong channel count (all listed).
     """
-    import datasets
+    datasets = _datasets()
 
     from ..models.loading import text_embeddings
 

@@ -235,6 +235,23 @@ def _eval_sets_complete(eval_dir: Path) -> bool:
     return set(EVAL_SET_NAMES) <= configs
 
 
+def _card_with_results(model_dir: Path, training: _Training, report: dict) -> None:
+    """Rewrite the final model's card with its row of report.json (the card's table and model-index)."""
+    from ..hub import write_model_card
+    from ..models.spatial_clap.configuration_spatial_clap import SpatialClapConfig
+    from ..training.tasks import card_sources, describe_training
+
+    rows = [row for row in report["rows"] if row["model"] == training.key]
+    write_model_card(
+        model_dir,
+        SpatialClapConfig.from_pretrained(model_dir),
+        training_description=describe_training(training.config),
+        eval_row=rows[0] if rows else None,
+        eval_dataset="quickstart evaluation sets (embedded synthetic corpus, test rooms)",
+        **card_sources(training.config),
+    )
+
+
 def run_quickstart(output_dir: str | Path, settings: QuickstartSettings | None = None) -> dict:
     """Run the quickstart into ``output_dir``; returns the evaluation report (report.json's dict).
 
@@ -313,6 +330,7 @@ def run_quickstart(output_dir: str | Path, settings: QuickstartSettings | None =
     if final.exists():
         shutil.rmtree(final)
     shutil.copytree(trained[recipe.final_model], final)
+    _card_with_results(final, next(t for t in trainings if t.key == recipe.final_model), report)
     # Stage times overlap where trainings ran side by side; the wall time is their span.
     summary = {"settings": settings.to_dict(), "stages": log, "wall_seconds": round(time.perf_counter() - started, 1)}
     (out / "quickstart.json").write_text(json.dumps(summary, indent=1))

@@ -16,10 +16,10 @@ from typing import Iterator, Sequence
 import datasets
 import numpy as np
 import torch
-import torchaudio
 from tqdm.auto import tqdm
 
 from ..data.audio_io import decoded_to_array
+from ..models.spatial_clap.frontend_spatial_clap import SincResampler
 
 __all__ = ["ClipBatch", "ClipDataset", "EpochBatchSampler", "class_names_of", "collate_clips"]
 
@@ -75,6 +75,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self._warned: set[str] = set()
+        self._resamplers: dict[int, SincResampler] = {}  # by source rate: the kernel is built once
         self._clips: torch.Tensor | None = None
         self._captions: list[list[str]] = split["captions"]
         self._labels = [[self.class_index[n] for n in row if n in self.class_index] for row in split["labels"]]
@@ -112,7 +113,9 @@ class ClipDataset(torch.utils.data.Dataset):
         clip = clip.mean(dim=0)
         if rate != self.sample_rate:
             self._warn_once("rate", "Resampling source clips from %d Hz to %d Hz.", rate, self.sample_rate)
-            clip = torchaudio.functional.resample(clip, rate, self.sample_rate)
+            if rate not in self._resamplers:  # the model family's resampler, as the feature extractor's
+                self._resamplers[rate] = SincResampler(rate, self.sample_rate)
+            clip = self._resamplers[rate](clip)
         if clip.numel() == 0:
             raise ValueError(f"Row {index} ({row['id']}) of the corpus has an empty clip.")
         return _fit_length(clip, self.num_samples)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from ..hub import write_model_card
+from ..hub import hub_ids, write_model_card
 from ..models.presets import get_config
 from ..models.spatial_clap.configuration_seldnet import SeldNetConfig
 from ..models.spatial_clap.feature_extraction_spatial_clap import (
@@ -339,7 +339,17 @@ class ContrastiveTask:
             model.config,
             repo_id=self.config.push_to_hub or "path/to/this/model",
             training_description=describe_training(self.config),
+            **card_sources(self.config),
         )
+
+
+def card_sources(config: TrainConfig) -> dict[str, list[str]]:
+    """Model-card metadata on what a stage-2 model was built from: ``base_model`` (the pretrained towers or
+    the initial model) and ``datasets`` (the corpus and the RIR bank), each as the Hub ids among them
+    (local directories are named in the card's training paragraph instead)."""
+    mc, dc = config.model, config.data
+    towers = [] if mc.preset else [mc.source_model, mc.text_model]
+    return {"base_model": hub_ids([*towers, mc.init_from]), "datasets": hub_ids([dc.corpus, dc.rirs])}
 
 
 def describe_training(config: TrainConfig) -> str:

@@ -1,7 +1,9 @@
-"""The Spatial CLAP model family: configurations, front-ends, models, feature extractor, processor.
+"""The Spatial CLAP model family: configurations, front-ends, models, feature extractor, processor, pipeline.
 
 These are exactly the files ``save_pretrained`` copies into a checkpoint for
-``trust_remote_code`` loading; they import only torch, transformers, numpy and each other.
+``trust_remote_code`` loading; they import only torch, transformers, numpy, the standard
+library and each other. ``pipeline_spatial_clap`` (the zero-shot spatial pipeline) is not
+imported here: it pulls in ``transformers.pipelines``; ``spatial_clap_hf.inference`` imports it.
 """
 
 from .configuration_seldnet import SeldNetConfig

@@ -8,14 +8,56 @@ numpy, transformers and its sibling model files, so that checkpoints saved with
 from __future__ import annotations
 
 import math
+import re
+from typing import TYPE_CHECKING
 
-from transformers import AutoConfig, ClapAudioConfig
-from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
+import transformers
 
-from .configuration_seldnet import SeldNetConfig
+#: The oldest transformers release this model family works with (``SubConfigSpec`` first ships in 5.20);
+#: pyproject.toml's floor, checked by running a checkpoint's code on it (tests/models/test_transformers_floor.py).
+MIN_TRANSFORMERS_VERSION = "5.20.0"
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """``"5.20.0.dev0"`` -> ``(5, 20, 0)``."""
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+if _release(transformers.__version__) < _release(MIN_TRANSFORMERS_VERSION):
+    raise ImportError(
+        f"Spatial CLAP's model code needs transformers>={MIN_TRANSFORMERS_VERSION}, but transformers "
+        f"{transformers.__version__} is installed; upgrade it: "
+        f"pip install -U 'transformers>={MIN_TRANSFORMERS_VERSION},<6'."
+    )
+
+from transformers import AutoConfig, ClapAudioConfig  # noqa: E402  (after the version check: clearer error)
+from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec  # noqa: E402
+
+from .configuration_seldnet import SeldNetConfig  # noqa: E402
+
+if TYPE_CHECKING:
+    # Never imported at run time (the pipeline pulls in transformers.pipelines, seconds of imports). Named
+    # here because save_pretrained copies a module's relative imports with it: every saved config then
+    # ships pipeline_spatial_clap.py, the file its custom_pipelines entry points at.
+    from .pipeline_spatial_clap import SpatialZeroShotAudioClassificationPipeline  # noqa: F401
 
 SPATIAL_ENCODERS = ("seld", "doa", "none")
 TEXT_POOLINGS = ("mean", "cls", "pooler", "sentence")
+
+#: Task name of the zero-shot spatial pipeline (``pipeline_spatial_clap.py``).
+PIPELINE_TASK = "zero-shot-spatial-audio-classification"
+
+
+def default_custom_pipelines() -> dict:
+    """The ``custom_pipelines`` entry of every Spatial CLAP config.json: transformers' ``pipeline(PIPELINE_TASK,
+    model=..., trust_remote_code=True)`` finds the pipeline class in the checkpoint's own files through it."""
+    return {
+        PIPELINE_TASK: {
+            "impl": "pipeline_spatial_clap.SpatialZeroShotAudioClassificationPipeline",
+            "pt": ["AutoModel"],
+            "type": "multimodal",
+        }
+    }
 
 
 class SpatialClapConfig(PreTrainedConfig):
@@ -75,11 +117,19 @@ class SpatialClapConfig(PreTrainedConfig):
             and on GPUs with slow float64; right for models trained from scratch.
         initializer_range (`float`, defaults to 0.02): std of the normal init of the fusion and
             projection layers.
+
+    A saved config.json always carries ``custom_pipelines`` (``default_custom_pipelines()``, unless the
+    config already holds one): transformers' record of the pipeline in the checkpoint's own code. It is
+    written by ``to_dict`` rather than kept on every instance because transformers gives a config's
+    ``custom_pipelines`` precedence over registered pipelines: an in-memory model, or one loaded from a
+    checkpoint saved before configs named the pipeline, still reaches the pipeline that
+    ``import spatial_clap_hf`` registers.
     """
 
     model_type = "spatial_clap"
     sub_configs_defaults = {
-        "source_config": ClapAudioConfig,
+        # An explicit spec: transformers 5.20-5.22 require one for every entry (5.23 also takes a bare class).
+        "source_config": SubConfigSpec(config_class=ClapAudioConfig),
         "spatial_config": SubConfigSpec(config_class=SeldNetConfig, optional=True),
         "text_config": SubConfigSpec(config_class=AutoConfig, model_type="roberta"),
     }
@@ -160,6 +210,11 @@ class SpatialClapConfig(PreTrainedConfig):
                 f"spec_size={self.source_config.spec_size}; use spec_size = k * num_mel_bins with integer k >= 1."
             )
 
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        output.setdefault("custom_pipelines", default_custom_pipelines())
+        return output
+
     @property
     def max_length_samples(self) -> int:
         """Clip length in samples at ``sample_rate`` (``round(max_length_s * sample_rate)``)."""
@@ -197,4 +252,4 @@ class SpatialClapConfig(PreTrainedConfig):
         return self.spatial_config.readout_size(self.spatial_readout_bins, self.spatial_readout_mean_doa)
 
 
-__all__ = ["SpatialClapConfig"]
+__all__ = ["MIN_TRANSFORMERS_VERSION", "PIPELINE_TASK", "SpatialClapConfig", "default_custom_pipelines"]
