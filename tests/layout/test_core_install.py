@@ -23,6 +23,7 @@ EXTRAS = (
     "torchaudio",
     "torchcodec",
     "datasets",
+    "pyarrow",
     "accelerate",
     "pyroomacoustics",
     "scipy",
