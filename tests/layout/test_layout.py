@@ -21,7 +21,7 @@ ALLOWED = {
     "models": {"utils"},
     "hub": {"models", "utils"},
     "spatial": {"utils"},
-    "data": {"spatial", "utils"},
+    "data": {"models", "spatial", "utils"},  # models: the family's resampler
     "training": {"models", "hub", "spatial", "data", "utils"},
     "evaluation": {"models", "spatial", "data", "utils"},
     "inference": {"models", "spatial", "data", "utils"},

@@ -19,6 +19,7 @@ import datasets
 import numpy as np
 import torch
 
+from ..models.spatial_clap.frontend_spatial_clap import SincResampler
 from .audio_io import AudioDecodeError, decoded_to_array
 
 __all__ = ["ClipReader", "ScanReport", "caption_key"]
@@ -86,6 +87,7 @@ class ClipReader:
         self.scan_report: ScanReport | None = None
         self._warned: set[str] = set()
         self._cache: dict[int, np.ndarray] = {}
+        self._resamplers: dict[int, SincResampler] = {}  # by source rate: the kernel is built once
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -131,14 +133,14 @@ class ClipReader:
             )
         audio = audio.mean(dim=0)
         if rate != self.sample_rate:
-            import torchaudio.functional as AF
-
             self._note(
                 f"rate:{rate}",
                 f"Clips of the corpus {self.name} split are at {rate} Hz (e.g. {self.ids[i]}); the RIR bank is at "
                 f"{self.sample_rate} Hz, so they are resampled to {self.sample_rate} Hz.",
             )
-            audio = AF.resample(audio, rate, self.sample_rate)
+            if rate not in self._resamplers:  # the model family's resampler, as the feature extractor's
+                self._resamplers[rate] = SincResampler(int(rate), self.sample_rate)
+            audio = self._resamplers[rate](audio)
         out = np.zeros(self.num_samples, dtype=np.float32)
         n = min(self.num_samples, audio.shape[0])
         out[:n] = audio[:n].numpy()
