@@ -220,7 +220,7 @@ def test_deterministic_and_the_same_with_two_workers(built, corpus, bank, tmp_pa
     assert (again.rows, again.scenes, again.shards) == (info.rows, info.scenes, info.shards)
     assert _table(tmp_path / "again") == _table(out)  # audio bytes included
     other = spatialize(corpus, bank, tmp_path / "other", show_progress=False, **{**TRAIN, "seed": 1})
-    assert [r["scene_id"] for r in _table(tmp_path / "other")] != [] and _table(tmp_path / "other") != _table(out)
+    assert other.rows > 0 and _table(tmp_path / "other") != _table(out)  # another seed, other scenes
 
 
 def test_the_test_split_has_one_fixed_draw_and_a_cap(corpus, bank, tmp_path):
