@@ -38,7 +38,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--num-sources", type=int, nargs="+", default=[1, 2], help="sources per scene (default 1 2)")
     parser.add_argument("--scl", action="store_true", help="every assignment of a mixture as a row")
     parser.add_argument("--workers", type=int, default=2, help="K worker processes of the second run (default 2)")
-    parser.add_argument("--bit-depth", type=int, choices=(16, 24), default=16, help="FLAC PCM bits (default 16)")
+    parser.add_argument("--bit-depth", type=int, choices=(16, 24), default=24, help="FLAC PCM bits (default 24)")
     parser.add_argument("--content", choices=("synthetic", "noise"), default="synthetic", help="source clips")
     parser.add_argument("--rooms", type=int, default=2, help="train rooms of the RIR bank (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each, median reported (default 3)")

@@ -240,7 +240,7 @@ def test_card_names_the_files_and_load_dataset_reads_the_folder(built, tmp_path)
     card = (out / "README.md").read_text()
     assert "path: data/train/train-*" in card and "config_name: default" in card
     for text in ("+90° = left", "channel 0 is the **left** microphone", "asin(sin θ)", '"in the front-right"',
-                 "RT60 (Sabine)", "streaming=True", "16-bit", "seki2025spatialclap", f"| default | train | {info.rows}"):
+                 "RT60 (Sabine)", "streaming=True", "24-bit", "seki2025spatialclap", f"| default | train | {info.rows}"):
         assert text in card, text
     assert "license: unknown" in card  # a corpus of unknown origin
     assert 'load_dataset("parquet", data_files="data/train/*.parquet", split="train", streaming=True)' in card
@@ -357,3 +357,27 @@ def test_rendering_on_a_gpu_gives_the_rows_of_the_cpu(corpus, bank, tmp_path):
     assert cpu.remove_columns(["audio", "gain"]).to_list() == gpu.remove_columns(["audio", "gain"]).to_list()
     for a, b in zip(AudioClips(cpu)[:], AudioClips(gpu)[:]):  # FFTs differ in rounding: a level at most
         assert np.abs(a - b).max() <= 2.0**-15 + 1e-6
+
+
+def test_audio_clips_restore_the_level_of_rows_scaled_against_clipping(tmp_path):
+    """A row stored at gain 0.5 is read back at its rendered level; plain datasets give the stored one."""
+    import datasets
+
+    from spatial_clap_hf.data.spatialized import AudioClips, encode_audio
+
+    loud = np.stack([np.linspace(-1.6, 1.6, 1600), np.linspace(1.2, -1.2, 1600)]).astype(np.float32)
+    quiet = 0.25 * loud
+    rows = {"audio": [], "gain": []}
+    for wave in (loud, quiet):
+        flac, gain = encode_audio(wave, 16000, 16)
+        rows["audio"].append({"bytes": flac, "path": None})
+        rows["gain"].append(gain)
+    assert rows["gain"][0] < 1.0 and rows["gain"][1] == 1.0
+    features = datasets.Features({"audio": datasets.Audio(sampling_rate=16000, num_channels=2),
+                                  "gain": datasets.Value("float64")})
+    dataset = datasets.Dataset.from_dict(rows, features=features)
+    clips = AudioClips(dataset)
+    for got, wave in zip(clips[0:2], (loud, quiet)):
+        np.testing.assert_allclose(got, wave, atol=2.0**-15 / rows["gain"][0])
+    stored = dataset.with_format("numpy")[0]["audio"]["array"]
+    assert np.abs(stored).max() <= 1.0  # what a reader without the package sees: the scaled row

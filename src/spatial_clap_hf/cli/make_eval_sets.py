@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="clips and rooms of the sets: test (the report's, default) or validation (for choosing settings)",
     )
     parser.add_argument("--num-proc", type=int, default=1, metavar="P", help="worker processes (default 1)")
-    parser.add_argument("--bit-depth", type=int, choices=(16, 24), default=16, help="PCM bits of the FLAC audio (default 16)")
+    parser.add_argument("--bit-depth", type=int, choices=(16, 24), default=24, help="PCM bits of the FLAC audio (default 24)")
     parser.add_argument("--device", default="cpu", help="torch device for the convolutions, with --num-proc 1 (default cpu)")
     parser.add_argument("--push-to-hub", metavar="USER/NAME", default=None, help="then upload the sets to this Hub dataset repository")
     parser.set_defaults(func=run)

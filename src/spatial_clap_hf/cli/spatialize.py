@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--num-proc", type=int, default=1, metavar="P", help="worker processes (default 1)")
     add("--seed", type=int, default=0, help="seed of the scenes (default 0)")
     add("--clip-seconds", type=float, default=10.0, metavar="S", help="clip length in s; clips are cut or zero-padded (default 10)")
-    add("--bit-depth", type=int, choices=(16, 24), default=16, help="PCM bits of the FLAC audio (default 16)")
+    add("--bit-depth", type=int, choices=(16, 24), default=24, help="PCM bits of the FLAC audio (default 24)")
     add("--rows-per-shard", type=int, default=1000, metavar="R", help="rows per Parquet shard, whole scenes (default 1000)")
     add("--push-to-hub", metavar="USER/NAME", default=None, help="then upload it to this Hub dataset repository")
     add("--private", action="store_true", help="create the Hub repository private")

@@ -189,7 +189,8 @@ def _audio(settings: dict, parts: list[dict]) -> str:
         f"{settings['clip_seconds']:g} s per row (source clips cut or zero-padded to that length before rendering). "
         f"FLAC is lossless at {bits} bits: a decoded row equals `gain` × the rendered mixture to within "
         f"2^−{bits} of full scale. `gain` is 1 unless the mixture would have clipped, then full scale over its "
-        f"peak ({clipped} row{'s' if clipped != 1 else ''} here). Room: `room_id`, `room_dim` (x, y, z in m), "
+        f"peak ({clipped} row{'s' if clipped != 1 else ''} here): divide `audio` by `gain` for the rendered level. "
+        "Room: `room_id`, `room_dim` (x, y, z in m), "
         "`absorption`, `rt60` (Sabine, s)."
     )
 

@@ -44,7 +44,7 @@ from ..spatial.conventions import DEFAULT_PHRASES, PhraseSet, doa_class
 from ..spatial.rir_bank import RirBank
 from .clips import ClipReader, caption_key
 from .schema import EVAL_SET_NAMES
-from .spatialized import ScenePlan, corpus_identity, load_spatialized, write_part
+from .spatialized import DEFAULT_BIT_DEPTH, ScenePlan, corpus_identity, load_spatialized, write_part
 
 __all__ = ["build_eval_sets"]
 
@@ -232,7 +232,7 @@ def build_eval_sets(
     split: str = "test",
     retrieval_two_source_fraction: float = 0.5,
     phrases: PhraseSet = DEFAULT_PHRASES,
-    bit_depth: int = 16,
+    bit_depth: int = DEFAULT_BIT_DEPTH,
     num_proc: int = 1,
     device: torch.device | str | None = None,
     corpus_name: str | os.PathLike = "corpus",

@@ -57,6 +57,7 @@ from .schema import spatial_features
 
 __all__ = [
     "BIT_DEPTHS",
+    "DEFAULT_BIT_DEPTH",
     "MANIFEST_FILE",
     "SKIPPED_FILE",
     "AudioClips",
@@ -95,7 +96,13 @@ _SCAN_CHUNK = 64
 # ---------------------------------------------------------------------------------------------
 
 
-def quantize(waveform: np.ndarray, bit_depth: int = 16) -> tuple[np.ndarray, float]:
+#: PCM bits of the stored audio. 24, not 16: the inter-channel phase features read reverberant
+#: tails below 2^-16 of full scale, and 16-bit evaluation sets cost the quickstart's SELD+SCL model
+#: about 5 points of zero-shot DoA (docs/experiments.md).
+DEFAULT_BIT_DEPTH = 24
+
+
+def quantize(waveform: np.ndarray, bit_depth: int = DEFAULT_BIT_DEPTH) -> tuple[np.ndarray, float]:
     """Quantise a float waveform (C, T) to ``bit_depth``-bit PCM levels; returns (levels / 2^(b−1), gain).
 
     ``gain`` is 1 unless the waveform's peak exceeds full scale ((2^(b−1) − 1) / 2^(b−1)), then
@@ -113,7 +120,7 @@ def quantize(waveform: np.ndarray, bit_depth: int = 16) -> tuple[np.ndarray, flo
     return (levels / scale).astype(np.float32), gain
 
 
-def encode_audio(waveform: np.ndarray, sample_rate: int, bit_depth: int = 16) -> tuple[bytes, float]:
+def encode_audio(waveform: np.ndarray, sample_rate: int, bit_depth: int = DEFAULT_BIT_DEPTH) -> tuple[bytes, float]:
     """FLAC bytes of a waveform (C, T) float at ``sample_rate`` Hz, quantised by ``quantize``; and its gain.
 
     The encoder stores 24-bit samples; levels of a 16-bit grid leave 8 low bits zero, which FLAC
@@ -146,10 +153,13 @@ def _without_padding(flac: bytes) -> bytes:
 
 
 class AudioClips:
-    """The ``audio`` column of a spatialized dataset as float32 (C, T) arrays.
+    """The ``audio`` column of a spatialized dataset as float32 (C, T) arrays at the rendered level.
 
-    ``clips[i]`` is one array, ``clips[a:b]`` a list; ``sampling_rate`` (Hz) is the column's. This
-    is what ``models.loading.audio_embeddings`` embeds.
+    ``clips[i]`` is one array, ``clips[a:b]`` a list; ``sampling_rate`` (Hz) is the column's. Rows
+    whose mixture would have clipped are stored scaled down by their ``gain`` (< 1); they are read
+    back divided by it, so every clip has the level it was rendered at, as on-the-fly
+    spatialization gives it (up to the quantisation step / gain). This is what
+    ``models.loading.audio_embeddings`` embeds and what training reads.
     """
 
     def __init__(self, dataset: datasets.Dataset, column: str = "audio"):
@@ -162,22 +172,26 @@ class AudioClips:
         self.sampling_rate = int(feature.sampling_rate)
         self._rows = dataset.select_columns([column]).cast_column(column, datasets.Audio(decode=False))
         self._column = column
+        self._gains = np.asarray(dataset["gain"], dtype=np.float64) if "gain" in dataset.column_names else None
 
     def __len__(self) -> int:
         return len(self._rows)
 
-    def _array(self, value: Mapping[str, Any]) -> np.ndarray:
+    def _array(self, value: Mapping[str, Any], index: int) -> np.ndarray:
         array, rate = decoded_to_array(value)
         if rate != self.sampling_rate:
             raise ValueError(
                 f"A row of the {self._column!r} column is at {rate} Hz, not the column's {self.sampling_rate} Hz."
             )
+        if self._gains is not None and self._gains[index] != 1.0:
+            array = (array / self._gains[index]).astype(np.float32)
         return array
 
     def __getitem__(self, index: int | slice) -> np.ndarray | list[np.ndarray]:
         if isinstance(index, slice):
-            return [self._array(v) for v in self._rows[index][self._column]]
-        return self._array(self._rows[int(index)][self._column])
+            rows = range(len(self))[index]
+            return [self._array(v, i) for v, i in zip(self._rows[index][self._column], rows)]
+        return self._array(self._rows[int(index)][self._column], int(index))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -505,7 +519,7 @@ def write_part(
     plan: Callable[[ClipReader], list[ScenePlan]],
     params: dict,
     clip_seconds: float,
-    bit_depth: int = 16,
+    bit_depth: int = DEFAULT_BIT_DEPTH,
     phrases: PhraseSet = DEFAULT_PHRASES,
     num_proc: int = 1,
     rows_per_shard: int = 1000,
@@ -872,7 +886,7 @@ def spatialize(
     max_scenes: int | None = None,
     seed: int = 0,
     clip_seconds: float = 10.0,
-    bit_depth: int = 16,
+    bit_depth: int = DEFAULT_BIT_DEPTH,
     num_proc: int = 1,
     rows_per_shard: int = 1000,
     device: torch.device | str | None = None,
