@@ -83,6 +83,10 @@ def test_corrupt_file_raises_with_path(tmp_path):
     with pytest.raises(AudioDecodeError) as info:
         probe_audio(path)
     assert str(path) in str(info.value)
+    # the pipeline's decoding error is the common base: one except clause catches a corpus file's too
+    from spatial_clap_hf.inference import AudioDecodeError as PipelineAudioDecodeError
+
+    assert isinstance(info.value, PipelineAudioDecodeError) and info.value.reason and info.value.source
 
 
 def test_probe_audio_reports_rate_and_channels(tmp_path):

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..models.spatial_clap.pipeline_spatial_clap import AudioDecodeError as PipelineAudioDecodeError
+
 __all__ = [
     "AUDIO_EXTENSIONS",
     "AudioDecodeError",
@@ -28,19 +30,21 @@ logger = logging.getLogger(__name__)
 AUDIO_EXTENSIONS: tuple[str, ...] = ("wav", "flac", "mp3", "ogg")
 
 
-class AudioDecodeError(ValueError):
-    """An audio file (or encoded audio value) could not be decoded.
+class AudioDecodeError(PipelineAudioDecodeError):
+    """An audio file (or encoded audio value) of a corpus or dataset could not be decoded.
 
-    The message names the file and the reason; ``path`` and ``reason`` hold them too.
+    The message names the file and the reason; ``path`` and ``reason`` hold them too. A subclass
+    of the pipeline's ``AudioDecodeError`` (a ``ValueError``): one ``except`` catches both.
     """
 
     def __init__(self, path: str | os.PathLike | None, reason: str) -> None:
         self.path = None if path is None else str(path)
         self.reason = reason
-        where = f"audio file '{self.path}'" if self.path is not None else "in-memory audio"
-        super().__init__(
-            f"Could not decode {where}: {reason}. Check that the file exists and is a complete "
-            f"{'/'.join(AUDIO_EXTENSIONS)} file readable by FFmpeg (re-download or re-encode it)."
+        self.source = f"audio file '{self.path}'" if self.path is not None else "in-memory audio"
+        ValueError.__init__(
+            self,
+            f"Could not decode {self.source}: {reason}. Check that the file exists and is a complete "
+            f"{'/'.join(AUDIO_EXTENSIONS)} file readable by FFmpeg (re-download or re-encode it).",
         )
 
 

@@ -63,17 +63,18 @@ def hub_ids(references: Sequence[str | os.PathLike | None]) -> list[str]:
             out.append(text)
     return out
 
-#: report.json row keys shown in the card and its model-index, with readable names.
-EVAL_METRICS: dict[str, str] = {
-    m.key: m.name
-    for m in REPORT_METRICS
-    if m.key.startswith("r1_") or m.key.endswith("_accuracy") or m.key == "doa_probe_mae_deg"
-}
+#: The report metrics shown in the card and its model-index: every R@1, accuracy and the probe error.
+CARD_METRICS = tuple(
+    m for m in REPORT_METRICS if m.key.startswith("r1_") or m.key.endswith("_accuracy") or m.key == "doa_probe_mae_deg"
+)
+#: report.json row keys of ``CARD_METRICS``, with readable names.
+EVAL_METRICS: dict[str, str] = {m.key: m.name for m in CARD_METRICS}
 
 
 def _results(row: Mapping[str, Any], dataset_name: str) -> tuple[list[EvalResult], str]:
     results, lines = [], ["| metric | value |", "|---|---|"]
-    for key, name in EVAL_METRICS.items():
+    for metric in CARD_METRICS:
+        key, name = metric.key, metric.name
         if key not in row:
             continue
         value = float(row[key])
@@ -88,7 +89,7 @@ def _results(row: Mapping[str, Any], dataset_name: str) -> tuple[list[EvalResult
                 metric_value=value,
             )
         )
-        lines.append(f"| {name} | {value:.2f} |" if key.endswith("_deg") else f"| {name} | {100 * value:.2f} % |")
+        lines.append(f"| {name} | {100 * value:.2f} % |" if metric.kind == "pct" else f"| {name} | {value:.2f} |")
     return results, "\n".join(lines)
 
 

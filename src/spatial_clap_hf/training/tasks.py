@@ -125,9 +125,6 @@ class SpatialPretrainingTask:
         )
         return Scenes(scene_batch, batch.labels, batch.clips)
 
-    def loss(self, model: nn.Module, batch: ClipBatch, spatializer: Spatializer, epoch: int) -> tuple[torch.Tensor, dict]:
-        return self.scene_loss(model, self.render(batch, spatializer, epoch))
-
     def scene_loss(self, model: nn.Module, scenes: Scenes) -> tuple[torch.Tensor, dict]:
         """The loss of rendered scenes (frame-level targets need their dry clips, ``seld_frame_activity_db``)."""
         scene_batch, clip_labels = scenes.batch, scenes.clip_labels
@@ -294,9 +291,6 @@ class ContrastiveTask:
             "attention_mask": tokens["attention_mask"].to(device),
             "input_values": scene_batch.waveforms,
         }
-
-    def loss(self, model: nn.Module, batch: ClipBatch, spatializer: Spatializer, epoch: int) -> tuple[torch.Tensor, dict]:
-        return self.scene_loss(model, self.render(batch, spatializer, epoch))
 
     def scene_loss(self, model: nn.Module, scenes: Scenes) -> tuple[torch.Tensor, dict]:
         """The symmetric InfoNCE of rendered scenes and their spatial captions."""
