@@ -194,3 +194,27 @@ def _assert_frozen_towers_kept(out):
                 assert torch.equal(value, expected[key]), (name, key)
         text, text_none = variant.text_model.state_dict(), none.text_model.state_dict()
         assert any(not torch.equal(v, text_none[k]) for k, v in text.items()), f"{name}: the text tower did not train"
+
+
+def test_evaluation_sets_of_other_settings_are_rebuilt_and_equal_ones_reused(tmp_path, caplog):
+    from spatial_clap_hf.data import make_synthetic_corpus
+    from spatial_clap_hf.data.eval_sets import build_eval_sets
+    from spatial_clap_hf.data.spatialized import DEFAULT_BIT_DEPTH, read_manifest
+    from spatial_clap_hf.quickstart.run import _evaluation_sets
+    from spatial_clap_hf.spatial.rir_bank import RirBankConfig
+
+    settings = _toy_settings(tmp_path)
+    corpus = make_synthetic_corpus(n_train=0, n_validation=17, n_test=34, clip_seconds=1.0, output_dir=tmp_path / "corpus")
+    config = RirBankConfig(max_rooms_per_split={"validation": 1, "test": 1}, azimuth_step_deg=30)
+    bank = RirBank.build(tmp_path / "rirs", config, splits=["validation", "test"], show_progress=False)
+    sizes = dict(n_doa=10, n_doa_val=10, n_assignment2=6, n_assignment3=6, n_retrieval=10, clip_seconds=1.0)
+    build_eval_sets(corpus, bank, tmp_path / "eval", bit_depth=16, **sizes)  # an earlier run's 16-bit sets
+    assert read_manifest(tmp_path / "eval")["settings"]["bit_depth"] == 16
+
+    _evaluation_sets(settings, corpus, bank, tmp_path)
+    assert read_manifest(tmp_path / "eval")["settings"]["bit_depth"] == DEFAULT_BIT_DEPTH == 24
+    assert "Replacing the evaluation sets" in caplog.text
+    stamp = (tmp_path / "eval" / "spatialized.json").stat().st_mtime_ns
+    caplog.clear()
+    _evaluation_sets(settings, corpus, bank, tmp_path)  # the same settings: reused
+    assert "Replacing" not in caplog.text and (tmp_path / "eval" / "spatialized.json").stat().st_mtime_ns == stamp

@@ -61,6 +61,7 @@ __all__ = [
     "MANIFEST_FILE",
     "SKIPPED_FILE",
     "AudioClips",
+    "DatasetSettingsError",
     "PartInfo",
     "ScenePlan",
     "encode_audio",
@@ -447,6 +448,11 @@ def _differences(old: Mapping, new: Mapping) -> dict:
     return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
 
 
+class DatasetSettingsError(ValueError):
+    """The output folder holds a spatialized dataset built with other settings (rate, clip length,
+    bit depth, phrases, RIR bank); the message names the differences."""
+
+
 def _claim(directory: Path, settings: dict) -> dict:
     """The manifest of ``directory``, created for ``settings`` when the directory is new or empty.
 
@@ -457,7 +463,7 @@ def _claim(directory: Path, settings: dict) -> dict:
     if path.is_file():
         manifest = json.loads(path.read_text())
         if manifest.get("settings") != settings:
-            raise ValueError(
+            raise DatasetSettingsError(
                 f"{directory} holds a spatialized dataset built with other settings (stored → requested: "
                 f"{_differences(manifest.get('settings', {}), settings)}); use another --output-dir or delete it."
             )

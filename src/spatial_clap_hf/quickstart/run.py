@@ -32,8 +32,7 @@ from typing import Any, Callable
 import torch
 
 from ..data.eval_sets import build_eval_sets
-from ..data.schema import EVAL_SET_NAMES
-from ..data.spatialized import MANIFEST_FILE, read_manifest
+from ..data.spatialized import MANIFEST_FILE, DatasetSettingsError
 from ..data.synthetic import make_synthetic_corpus
 from ..spatial.rir_bank import RirBank, RirBankConfig
 from ..training import TrainConfig, latest_checkpoint, train
@@ -227,12 +226,31 @@ def _trainings(settings: QuickstartSettings, recipe: QuickstartRecipe, out: Path
     return trainings
 
 
-def _eval_sets_complete(eval_dir: Path) -> bool:
-    """Whether every evaluation set is complete in ``eval_dir`` (built by an earlier run)."""
-    if not (eval_dir / MANIFEST_FILE).is_file():
-        return False
-    configs = {entry["params"]["config"] for entry in read_manifest(eval_dir)["parts"].values()}
-    return set(EVAL_SET_NAMES) <= configs
+def _evaluation_sets(settings: QuickstartSettings, corpus: Any, bank: RirBank, out: Path) -> dict:
+    """The evaluation sets in ``<out>/eval``: complete sets with the same parameters are reused;
+    sets of an earlier format or built with other settings (e.g. another bit depth) are rebuilt."""
+    eval_dir = out / "eval"
+    if (eval_dir / "eval_sets.json").is_file() and not (eval_dir / MANIFEST_FILE).is_file():
+        # Sets of an earlier version (one save_to_disk folder per set).
+        logger.warning("Replacing the evaluation sets in %s (an earlier format) with spatialized ones.", eval_dir)
+        shutil.rmtree(eval_dir)
+    args = dict(
+        n_doa=settings.n_doa,
+        n_doa_val=settings.n_doa_val,
+        n_assignment2=settings.n_assignment2,
+        n_assignment3=settings.n_assignment3,
+        n_retrieval=settings.n_retrieval,
+        seed=settings.seed,
+        clip_seconds=settings.clip_seconds,
+        num_proc=settings.rir_workers,
+        corpus_name=out / "corpus",
+    )
+    try:
+        return build_eval_sets(corpus, bank, eval_dir, **args)
+    except DatasetSettingsError as err:
+        logger.warning("Replacing the evaluation sets in %s: %s", eval_dir, err)
+        shutil.rmtree(eval_dir)
+        return build_eval_sets(corpus, bank, eval_dir, **args)
 
 
 def _card_with_results(model_dir: Path, training: _Training, report: dict) -> None:
@@ -295,29 +313,11 @@ def run_quickstart(output_dir: str | Path, settings: QuickstartSettings | None =
         log,
     )
     eval_dir = out / "eval"
-    if (eval_dir / "eval_sets.json").is_file() and not (eval_dir / MANIFEST_FILE).is_file():
-        # Sets of an earlier version (one save_to_disk folder per set) are rebuilt in the spatialized format.
-        logger.warning("Replacing the evaluation sets in %s (an earlier format) with spatialized ones.", eval_dir)
-        shutil.rmtree(eval_dir)
-    if not _eval_sets_complete(eval_dir):
-        _stage(
-            "3/6 evaluation sets (test rooms; validation rooms for the probe)",
-            lambda: build_eval_sets(
-                corpus,
-                bank,
-                eval_dir,
-                n_doa=settings.n_doa,
-                n_doa_val=settings.n_doa_val,
-                n_assignment2=settings.n_assignment2,
-                n_assignment3=settings.n_assignment3,
-                n_retrieval=settings.n_retrieval,
-                seed=settings.seed,
-                clip_seconds=settings.clip_seconds,
-                num_proc=settings.rir_workers,
-                corpus_name=out / "corpus",
-            ),
-            log,
-        )
+    _stage(
+        "3/6 evaluation sets (test rooms; validation rooms for the probe)",
+        lambda: _evaluation_sets(settings, corpus, bank, out),
+        log,
+    )
 
     trained = _run_trainings(settings, trainings, log)
     models = {name: trained[name] for name in recipe.report}
