@@ -89,7 +89,7 @@ def test_cli_writes_valid_report_markdown_and_figure(cli_run, eval_dir):
     md = (cli_run / "report.md").read_text()
     body = [line for line in md.splitlines() if line.startswith("| ")][1:]
     assert [line.split("|")[1].strip() for line in body] == ["spatial-scl", "mono", "chance"]
-    assert "| chance | – | – | 16.67 | 16.67 |" in md  # 1/N with N = 6
+    assert "| chance | – | – | – | 16.67 | 16.67 |" in md  # 1/N with N = 6
 
     import matplotlib.image as mpimg
 

@@ -21,7 +21,7 @@ from spatial_clap_hf.evaluation.report import (
 
 
 def _row(model: str = "spatial", encoder: str = "seld", scl: bool = True) -> dict:
-    row = {"model": model, "spatial_encoder": encoder, "scl": scl}
+    row = {"model": model, "spatial_encoder": encoder, "scl": scl, "contrastive_steps": 850, "started_from": "start/mono"}
     row.update({key: 0.25 for key in FRACTION_KEYS})
     row.update({"r1_a2t_sp_src": 0.4411, "similarity_sp": 0.31, "similarity_src": -0.02, "doa_probe_mae_deg": 12.34})
     return row
@@ -55,6 +55,10 @@ def test_valid_report_passes_and_round_trips_json(tmp_path):
         (lambda r: r["rows"][0].update(r1_t2a_src=float("nan")), "r1_t2a_src must be a fraction"),
         (lambda r: r["rows"][0].update(spatial_encoder="SELD"), "spatial_encoder"),
         (lambda r: r["rows"][0].update(scl=1), "scl must be a bool"),
+        (lambda r: r["rows"][0].update(contrastive_steps=-1), "contrastive_steps must be a count or null"),
+        (lambda r: r["rows"][0].update(contrastive_steps=8.5), "contrastive_steps must be a count or null"),
+        (lambda r: r["rows"][0].update(started_from=""), "started_from must be a non-empty string or null"),
+        (lambda r: r["rows"][0].pop("started_from"), "missing \\['started_from'\\]"),
         (lambda r: r["rows"][0].update(model=""), "model must be a non-empty string"),
         (lambda r: r["rows"][0].update(similarity_sp=1.5), "similarity_sp must be a cosine"),
         (lambda r: r["rows"][0].update(doa_probe_mae_deg=-1.0), "doa_probe_mae_deg"),
@@ -95,8 +99,10 @@ def test_markdown_table_has_row_per_model_and_chance_row():
     assert len(body) == 3
     n_cols = header.count("|") - 1
     assert all(line.count("|") - 1 == n_cols for line in table)
-    assert body[0].startswith("| spatial-scl | seld | yes | 44.11 |")
-    assert body[1].startswith("| mono | none | no | 44.11 | 25.00 |")
+    assert body[0].startswith("| spatial-scl | seld | yes | 850 | 44.11 |")
+    assert body[1].startswith("| mono | none | no | 850 | 44.11 | 25.00 |")
+    unrecorded = render_markdown(_report({**_row(), "contrastive_steps": None, "started_from": None}))
+    assert "| spatial | seld | yes | – | 44.11 |" in unrecorded
     chance = [c.strip() for c in body[2].strip("|").split("|")]
     cols = [c.strip() for c in header.strip("|").split("|")]
     assert chance[0] == "chance"

@@ -58,6 +58,8 @@ def test_quickstart_writes_report_figure_and_loadable_model_deterministically(tm
     validate_report(report)
     assert [r["model"] for r in report["rows"]] == list(VARIANTS)
     assert [(r["spatial_encoder"], r["scl"]) for r in report["rows"]] == list(VARIANTS.values())
+    # a fair baseline: every row continues the same mono start for as many steps (2 + 2 in the toy recipe)
+    assert {(r["contrastive_steps"], r["started_from"]) for r in report["rows"]} == {(4, "start/mono/model")}
     assert json.loads((tmp_path / "report.json").read_text()) == report
     assert "| chance" in (tmp_path / "report.md").read_text().lower()
     assert (tmp_path / "embeddings_pca.png").stat().st_size > 10_000
@@ -80,13 +82,13 @@ def test_quickstart_writes_report_figure_and_loadable_model_deterministically(tm
     scl_config = json.loads((tmp_path / "variants" / "seld_scl" / "model" / "training_config.json").read_text())
     assert (scl_config["batch"]["n_mix3"], scl_config["batch"]["direction_twins"]) == (1, 2)
     stages = json.loads((tmp_path / "quickstart.json").read_text())["stages"]
-    assert len(stages) == 10  # corpus, RIRs, eval sets, 2 pretrainings, 4 variants, evaluation
+    assert len(stages) == 11  # corpus, RIRs, eval sets, 2 pretrainings, the mono start, 4 variants, evaluation
 
     # A second run reuses every finished piece and gives the same report.
     capsys.readouterr()
     again = run_quickstart(tmp_path, settings)
     assert again == report
-    assert capsys.readouterr().out.count("reusing") == 6
+    assert capsys.readouterr().out.count("reusing") == 7
 
     # A run whose last model is missing resumes that training from its last checkpoint.
     shutil.rmtree(tmp_path / "variants" / "seld_scl" / "model")
@@ -106,7 +108,7 @@ def test_quickstart_writes_report_figure_and_loadable_model_deterministically(tm
 def test_trainings_are_listed_after_the_ones_they_start_from(tmp_path):
     trainings = _trainings(QuickstartSettings(), load_recipe(), tmp_path)
     keys = [t.key for t in trainings]
-    assert len(set(keys)) == len(keys) == 6
+    assert len(set(keys)) == len(keys) == 7
     assert set(keys) >= set(VARIANTS)
     for index, training in enumerate(trainings):
         assert set(training.after) <= set(keys[:index]), training.key
@@ -124,10 +126,17 @@ def test_the_packaged_recipe_gives_each_variant_its_encoder_and_the_models_it_st
         assert config.data.corpus == str(tmp_path / "corpus") and config.output_dir == str(tmp_path / "variants" / name)
     scl = trainings["seld_scl"].config
     assert scl.model.spatial_model == str(tmp_path / "pretrain" / "seld" / "model")
-    assert scl.model.init_from == str(tmp_path / "variants" / "none" / "model")
-    assert trainings["seld_scl"].after == ("pretrain_seld", "none")
+    assert set(trainings["seld_scl"].after) == {"pretrain_seld", "mono_start"}
     assert trainings["pretrain_seld"].config.stage == "spatial" and trainings["pretrain_seld"].after == ()
-    assert trainings["none"].config.optim.epochs is None and trainings["none"].config.optim.max_steps
+    # A fair baseline: every row, mono included, continues the mono start with the same batches and
+    # steps, its source tower frozen.
+    start = str(tmp_path / "start" / "mono" / "model")
+    for name in VARIANTS:
+        config = trainings[name].config
+        assert (config.model.init_from, config.model.freeze_source) == (start, True), name
+        assert (config.optim, config.batch.direction_twins, config.batch.n_mix3) == (
+            scl.optim, scl.batch.direction_twins, scl.batch.n_mix3), name
+        assert config.optim.epochs is None and config.optim.max_steps
 
 
 def _write_recipe(tmp_path, recipe: dict) -> str:
@@ -158,7 +167,7 @@ def test_a_stage_that_reads_a_later_stage_is_refused_before_any_work(tmp_path):
     stages = dict(recipe["stages"])
     reordered = {"seld_scl": stages.pop("seld_scl"), **stages}
     path = _write_recipe(tmp_path, {**recipe, "stages": reordered})
-    with pytest.raises(ValueError, match=r"'seld_scl' waits for \['pretrain_seld', 'none'\], which are not listed"):
+    with pytest.raises(ValueError, match=r"'seld_scl' waits for \['mono_start', 'pretrain_seld'\], which are not listed"):
         run_quickstart(tmp_path / "run", dataclasses.replace(QuickstartSettings(), recipe=path))
     assert not (tmp_path / "run").exists()
 
@@ -173,27 +182,29 @@ def test_a_training_waiting_for_an_unlisted_one_is_an_error(tmp_path, parallel_t
 
 
 def _assert_frozen_towers_kept(out):
-    """The spatial variants keep the pretrained spatial encoder (and the heads its readout reads) and the
-    mono model's source tower."""
+    """Every row keeps the mono start's source tower; the spatial variants also keep the pretrained
+    spatial encoder (and the heads its readout reads); the mono row continues the start's fusion."""
     import torch
 
     from spatial_clap_hf import SeldNetForSoundEventLocalization, SpatialClapModel
 
-    none = SpatialClapModel.from_pretrained(out / "variants" / "none" / "model")
+    start = SpatialClapModel.from_pretrained(out / "start" / "mono" / "model")
     for name, (encoder, _) in VARIANTS.items():
-        if name == "none":
-            continue
         variant = SpatialClapModel.from_pretrained(out / "variants" / name / "model")
+        text, text_start = variant.text_model.state_dict(), start.text_model.state_dict()
+        assert any(not torch.equal(v, text_start[k]) for k, v in text.items()), f"{name}: the text tower did not train"
+        source = variant.source_model.state_dict()
+        assert all(torch.equal(v, source[k]) for k, v in start.source_model.state_dict().items()), name
+        if name == "none":
+            assert variant.fusion.state_dict().keys() == start.fusion.state_dict().keys()
+            continue
         stage1 = SeldNetForSoundEventLocalization.from_pretrained(out / "pretrain" / encoder / "model")
         assert variant.spatial_readout is not None, name
-        kept = ((variant.spatial_model, stage1.seldnet), (variant.spatial_readout.doa_head, stage1.doa_head),
-                (variant.source_model, none.source_model))
+        kept = ((variant.spatial_model, stage1.seldnet), (variant.spatial_readout.doa_head, stage1.doa_head))
         for tower, reference in kept:
             expected = reference.state_dict()
             for key, value in tower.state_dict().items():
                 assert torch.equal(value, expected[key]), (name, key)
-        text, text_none = variant.text_model.state_dict(), none.text_model.state_dict()
-        assert any(not torch.equal(v, text_none[k]) for k, v in text.items()), f"{name}: the text tower did not train"
 
 
 def test_evaluation_sets_of_other_settings_are_rebuilt_and_equal_ones_reused(tmp_path, caplog):
@@ -218,3 +229,9 @@ def test_evaluation_sets_of_other_settings_are_rebuilt_and_equal_ones_reused(tmp
     caplog.clear()
     _evaluation_sets(settings, corpus, bank, tmp_path)  # the same settings: reused
     assert "Replacing" not in caplog.text and (tmp_path / "eval" / "spatialized.json").stat().st_mtime_ns == stamp
+    # A run folder moved elsewhere names its corpus by another path: its parts are rebuilt, not refused.
+    moved = tmp_path / "moved"
+    shutil.copytree(tmp_path / "eval", moved / "eval")
+    caplog.clear()
+    _evaluation_sets(settings, corpus, bank, moved)
+    assert "Replacing the evaluation sets" in caplog.text and "other parameters" in caplog.text

@@ -277,7 +277,8 @@ def test_a_precision_set_in_the_recipe_wins_over_the_launch_config(resources, tm
 
 
 def test_init_from_starts_towers_from_a_trained_model(resources, tmp_path):
-    """Source and text towers (frozen here) come from the donor; the fusion starts fresh."""
+    """Source and text towers (frozen here) come from the donor; the fusion starts fresh where it fuses
+    other features; the model records where it started and the contrastive steps behind it."""
     donor = train(_config(resources, tmp_path / "mono", **{"model.spatial_encoder": "none", "optim.max_steps": 2}),
                   show_progress=False)
     seld = train(_config(resources, tmp_path / "seld", stage="spatial", **{"optim.max_steps": 1}), show_progress=False)
@@ -294,6 +295,17 @@ def test_init_from_starts_towers_from_a_trained_model(resources, tmp_path):
     for key in towers:
         torch.testing.assert_close(after[key], before[key], rtol=0, atol=0, msg=key)
     assert after["fusion.linear1.weight"].shape != before["fusion.linear1.weight"].shape  # z_src + z_sp now
+    donor_config, config_after = (json.loads((d / "config.json").read_text()) for d in (donor.model_dir, result.model_dir))
+    assert (donor_config["contrastive_steps"], donor_config["started_from"]) == (2, None)
+    assert (config_after["contrastive_steps"], config_after["started_from"]) == (4, str(donor.model_dir))
+    # A mono model continuing a mono model continues its fusion too (the same features in).
+    mono = _config(resources, tmp_path / "mono2", **{"model.spatial_encoder": "none", "model.init_from": str(donor.model_dir),
+                                                     "optim.max_steps": 1})
+    from spatial_clap_hf.training.tasks import ContrastiveTask
+
+    task = ContrastiveTask(mono, class_names=["x"], train_captions=["a dog barks."])
+    for key, value in task.model.fusion.state_dict().items():
+        torch.testing.assert_close(value, before[f"fusion.{key}"], rtol=0, atol=0, msg=key)
     from transformers import AutoTokenizer
 
     assert AutoTokenizer.from_pretrained(result.model_dir).get_vocab() == AutoTokenizer.from_pretrained(

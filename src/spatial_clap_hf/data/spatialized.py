@@ -450,7 +450,8 @@ def _differences(old: Mapping, new: Mapping) -> dict:
 
 class DatasetSettingsError(ValueError):
     """The output folder holds a spatialized dataset built with other settings (rate, clip length,
-    bit depth, phrases, RIR bank); the message names the differences."""
+    bit depth, phrases, RIR bank) or a part built with other parameters (source corpus, scene
+    sizes, seed, ...); the message names the differences."""
 
 
 def _claim(directory: Path, settings: dict) -> dict:
@@ -567,7 +568,7 @@ def write_part(
     stored = manifest["parts"].get(part_key)
     if stored is not None:
         if stored["digest"] != digest:
-            raise ValueError(
+            raise DatasetSettingsError(
                 f"{directory} already holds the {part_key} part built with other parameters (stored → requested: "
                 f"{_differences(stored['params'], part_params)}); use another --output-dir or delete it."
             )

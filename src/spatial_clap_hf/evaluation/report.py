@@ -4,6 +4,7 @@
 [−1, 1], the probe error in degrees)::
 
     {"rows": [{"model": str, "spatial_encoder": "none"|"doa"|"seld", "scl": bool,
+               "contrastive_steps": int|null, "started_from": str|null,
                "r1_a2t_sp_src": float, "r1_t2a_sp_src": float,
                "r1_a2t_src": float, "r1_t2a_src": float,
                "r5_a2t_sp_src": float, "r5_t2a_sp_src": float,
@@ -13,7 +14,10 @@
                "similarity_src": float, "doa_probe_mae_deg": float}],
      "n_retrieval": int, "n_doa": int, "n_assignment": int, "n_assignment3": int}
 
-:func:`validate_report` checks it. The markdown table has one row per model plus a
+:func:`validate_report` checks it. ``contrastive_steps`` counts the contrastive optimizer steps behind a model's
+weights, those of the model its training started from (``started_from``: a directory,
+relative to the report's folder when inside it, or a Hub id) included; null where the
+checkpoint does not record them. The markdown table has one row per model plus a
 chance row (1/N retrieval, k/N for R@k, 1/K DoA, 1/2 and 1/6 assignment).
 """
 
@@ -30,6 +34,7 @@ from ..utils.report_metrics import REPORT_METRICS
 
 __all__ = [
     "FRACTION_KEYS",
+    "IDENTITY_KEYS",
     "ROW_KEYS",
     "SPATIAL_ENCODERS",
     "TOP_LEVEL_KEYS",
@@ -43,7 +48,8 @@ __all__ = [
 #: Row values that are fractions in [0, 1].
 FRACTION_KEYS: tuple[str, ...] = tuple(m.key for m in REPORT_METRICS if m.kind == "pct")
 _SIMILARITY_KEYS = tuple(m.key for m in REPORT_METRICS if m.kind == "cos")
-ROW_KEYS: tuple[str, ...] = ("model", "spatial_encoder", "scl", *(m.key for m in REPORT_METRICS))
+IDENTITY_KEYS: tuple[str, ...] = ("model", "spatial_encoder", "scl", "contrastive_steps", "started_from")
+ROW_KEYS: tuple[str, ...] = (*IDENTITY_KEYS, *(m.key for m in REPORT_METRICS))
 TOP_LEVEL_KEYS: tuple[str, ...] = ("rows", "n_retrieval", "n_doa", "n_assignment", "n_assignment3")
 
 
@@ -70,6 +76,10 @@ def _validate_row(i: int, row: Any) -> None:
         )
     if not isinstance(row["scl"], bool):
         raise ValueError(f"report rows[{i}].scl must be a bool, got {row['scl']!r}.")
+    if row["contrastive_steps"] is not None and not _is_count(row["contrastive_steps"]):
+        raise ValueError(f"report rows[{i}].contrastive_steps must be a count or null, got {row['contrastive_steps']!r}.")
+    if row["started_from"] is not None and (not isinstance(row["started_from"], str) or not row["started_from"]):
+        raise ValueError(f"report rows[{i}].started_from must be a non-empty string or null, got {row['started_from']!r}.")
     for key in FRACTION_KEYS:
         if not _is_number(row[key]) or not 0.0 <= row[key] <= 1.0:
             raise ValueError(f"report rows[{i}].{key} must be a fraction in [0, 1], got {row[key]!r}.")
@@ -146,24 +156,26 @@ def _cell(value: float | None, kind: str) -> str:
 def render_markdown(report: Mapping[str, Any], n_doa_classes: int = num_doa_classes(DEFAULT_PHRASES)) -> str:
     """Table-1-style markdown: one row per model plus the chance row; accuracies in %."""
     validate_report(report)
-    header = ["Model", "Spatial enc.", "SCL", *(m.header for m in REPORT_METRICS)]
+    header = ["Model", "Spatial enc.", "SCL", "Steps", *(m.header for m in REPORT_METRICS)]
     lines = [
         "# Spatial CLAP evaluation",
         "",
         f"Retrieval clips N = {report['n_retrieval']}, DoA clips = {report['n_doa']}, "
         f"2-source assignment clips = {report['n_assignment']}, 3-source assignment clips = {report['n_assignment3']}.",
         "Recall, DoA and assignment accuracies in %; similarities are mean cosines of matched pairs; "
-        "the probe MAE is the mean absolute folded-azimuth error of a linear probe (degrees).",
+        "the probe MAE is the mean absolute folded-azimuth error of a linear probe (degrees); "
+        "Steps counts the contrastive optimizer steps behind each model (those of the model it started from included).",
         "",
         "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] * 3 + ["---:"] * len(REPORT_METRICS)) + "|",
+        "|" + "|".join(["---"] * 3 + ["---:"] * (1 + len(REPORT_METRICS))) + "|",
     ]
     for row in report["rows"]:
-        cells = [row["model"], row["spatial_encoder"], "yes" if row["scl"] else "no"]
+        steps = "–" if row["contrastive_steps"] is None else str(row["contrastive_steps"])
+        cells = [row["model"], row["spatial_encoder"], "yes" if row["scl"] else "no", steps]
         cells += [_cell(row[m.key], m.kind) for m in REPORT_METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     chance = chance_row(report["n_retrieval"], n_doa_classes)
-    chance_cells = ["chance", "–", "–", *(_cell(chance[m.key], m.kind) for m in REPORT_METRICS)]
+    chance_cells = ["chance", "–", "–", "–", *(_cell(chance[m.key], m.kind) for m in REPORT_METRICS)]
     lines.append("| " + " | ".join(chance_cells) + " |")
     return "\n".join(lines) + "\n"
 

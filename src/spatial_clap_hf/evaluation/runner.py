@@ -43,7 +43,7 @@ from .metrics import (
 )
 from .plot import EmbeddingPanel, plot_embeddings_pca
 from .probe import doa_probe_mae_deg
-from .report import ROW_KEYS, make_report, write_report
+from .report import IDENTITY_KEYS, ROW_KEYS, make_report, write_report
 
 __all__ = ["ModelEvaluation", "assignment_candidates", "evaluate_model", "load_eval_sets", "run_evaluation"]
 
@@ -125,7 +125,25 @@ def _row_identity(model: Any, name: str) -> dict[str, Any]:
     spatial = getattr(model.config, "spatial_encoder", None)
     if spatial is None or not hasattr(model.config, "scl"):
         raise ValueError(f"Model {name!r}: config lacks spatial_encoder/scl; is this a Spatial CLAP checkpoint?")
-    return {"model": name, "spatial_encoder": str(spatial), "scl": bool(model.config.scl)}
+    return {
+        "model": name,
+        "spatial_encoder": str(spatial),
+        "scl": bool(model.config.scl),
+        "contrastive_steps": getattr(model.config, "contrastive_steps", None),
+        "started_from": getattr(model.config, "started_from", None),
+    }
+
+
+def _relative_origin(row: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+    """``row`` with ``started_from`` relative to ``output_dir`` where it is a directory inside it (a
+    report then reads the same wherever its folder was written)."""
+    origin = row["started_from"]
+    if origin is None or not Path(origin).is_absolute():
+        return row
+    try:
+        return {**row, "started_from": Path(origin).resolve().relative_to(output_dir.resolve()).as_posix()}
+    except ValueError:
+        return row
 
 
 @dataclass
@@ -222,7 +240,7 @@ def evaluate_model(
     metrics.update(doa_metrics)
     metrics["assignment_accuracy"] = _assignment_accuracy(e, "assignment2")
     metrics["assignment3_accuracy"] = _assignment_accuracy(e, "assignment3")
-    row = {**identity, **{key: metrics[key] for key in ROW_KEYS[3:]}}
+    row = {**identity, **{key: metrics[key] for key in ROW_KEYS[len(IDENTITY_KEYS):]}}
     return ModelEvaluation(row=row, panel=panel)
 
 
@@ -259,14 +277,14 @@ def run_evaluation(
         model, processor = load_model_and_processor(model_dir, dev)
         results.append(evaluate_model(model, processor, sets, name=label, batch_size=batch_size, device=dev))
         del model
+    out = Path(output_dir)
     report = make_report(
-        [r.row for r in results],
+        [_relative_origin(r.row, out) for r in results],
         n_retrieval=len(sets["retrieval"]),
         n_doa=len(sets["doa"]),
         n_assignment=len(sets["assignment2"]),
         n_assignment3=len(sets["assignment3"]),
     )
-    out = Path(output_dir)
     write_report(report, out)
     plot_embeddings_pca([r.panel for r in results], out / "embeddings_pca.png")
     return report

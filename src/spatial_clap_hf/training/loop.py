@@ -419,7 +419,11 @@ def train(
         accelerator.wait_for_everyone()
         state_dict = accelerator.get_state_dict(model)  # every process: gathers sharded weights
         task.save(
-            accelerator.unwrap_model(model), model_dir, state_dict=state_dict, is_main_process=accelerator.is_main_process
+            accelerator.unwrap_model(model),
+            model_dir,
+            state_dict=state_dict,
+            is_main_process=accelerator.is_main_process,
+            steps=step,
         )
         if accelerator.is_main_process:
             (model_dir / "training_config.json").write_text(json.dumps(config.to_dict(), indent=1))

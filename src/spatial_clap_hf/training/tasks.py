@@ -158,9 +158,16 @@ class SpatialPretrainingTask:
         return total / len(micro_batches), logs
 
     def save(
-        self, model: nn.Module, directory: Path, *, state_dict: dict | None = None, is_main_process: bool = True
+        self,
+        model: nn.Module,
+        directory: Path,
+        *,
+        state_dict: dict | None = None,
+        is_main_process: bool = True,
+        steps: int | None = None,
     ) -> None:
-        """Write the pretrained SELDnet (config + safetensors) to ``directory``."""
+        """Write the pretrained SELDnet (config + safetensors) to ``directory`` (``steps`` unused: no
+        contrastive steps here)."""
         _unwrap(model).save_pretrained(directory, state_dict=state_dict, is_main_process=is_main_process)
 
 
@@ -179,6 +186,7 @@ class ContrastiveTask:
         self.batch = config.batch
         self.model = model if model is not None else self._build_model()
         _maybe_checkpoint(self.model, config)
+        self.donor_steps: int | None = 0  # contrastive steps behind the towers training starts from
         if model is None and config.model.init_from:
             self._init_towers_from(config.model.init_from)
         self.tokenizer = self._build_tokenizer(train_captions)
@@ -214,13 +222,21 @@ class ContrastiveTask:
         return SpatialClapModel(get_config(mc.preset, **overrides))
 
     def _init_towers_from(self, directory: str) -> None:
-        """Start the source and text towers (and logit scale) from a saved model."""
+        """Start the source and text towers (and logit scale) from a saved model, and its fusion too
+        where the two fuse the same features (a mono model continuing a mono model): training then
+        continues the donor rather than restarting its audio projection. Records where the model
+        started and how many contrastive steps it brings (``config.started_from``)."""
         donor = SpatialClapModel.from_pretrained(directory)
-        for name in ("source_model", "text_model", "text_projection"):
+        names = ["source_model", "text_model", "text_projection"]
+        if _same_shapes(self.model.fusion, donor.fusion):
+            names.append("fusion")
+        for name in names:
             getattr(self.model, name).load_state_dict(getattr(donor, name).state_dict())
         with torch.no_grad():
             self.model.logit_scale.copy_(donor.logit_scale)
-        logger.info("Source and text towers start from %s.", directory)
+        self.model.config.started_from = str(directory)
+        self.donor_steps = donor.config.contrastive_steps
+        logger.info("%s start from %s.", ", ".join(names), directory)
 
     def _build_tokenizer(self, train_captions: Sequence[str]) -> PreTrainedTokenizerBase:
         mc = self.config.model
@@ -317,13 +333,22 @@ class ContrastiveTask:
         return SpatialClapProcessor(feature_extractor=extractor, tokenizer=self.tokenizer)
 
     def save(
-        self, model: nn.Module, directory: Path, *, state_dict: dict | None = None, is_main_process: bool = True
+        self,
+        model: nn.Module,
+        directory: Path,
+        *,
+        state_dict: dict | None = None,
+        is_main_process: bool = True,
+        steps: int | None = None,
     ) -> None:
         """Write an AutoModel/AutoProcessor-loadable directory: model, processor, model card.
 
-        Call on every process with the full ``state_dict`` (``accelerator.get_state_dict``, which
-        gathers sharded weights); only the main process writes."""
+        ``steps``, the optimizer steps of this training, go into ``config.contrastive_steps`` with
+        those of the model it started from. Call on every process with the full ``state_dict``
+        (``accelerator.get_state_dict``, which gathers sharded weights); only the main process writes."""
         model = _unwrap(model)
+        if steps is not None:
+            model.config.contrastive_steps = None if self.donor_steps is None else self.donor_steps + steps
         model.save_pretrained(directory, state_dict=state_dict, is_main_process=is_main_process)
         if not is_main_process:
             return
@@ -335,6 +360,12 @@ class ContrastiveTask:
             training_description=describe_training(self.config),
             **card_sources(self.config),
         )
+
+
+def _same_shapes(a: nn.Module, b: nn.Module) -> bool:
+    """Whether two modules hold parameters and buffers of the same names and shapes."""
+    shapes = lambda m: {k: tuple(v.shape) for k, v in m.state_dict().items()}  # noqa: E731
+    return shapes(a) == shapes(b)
 
 
 def card_sources(config: TrainConfig) -> dict[str, list[str]]:

@@ -107,6 +107,10 @@ class SpatialClapConfig(PreTrainedConfig):
         max_length_s (`float`, defaults to 10.0): clip length in seconds that the feature extractor
             pads / truncates to; must fit the source encoder's ``spec_size``.
         scl (`bool`, defaults to `False`): metadata: trained with spatial contrastive learning.
+        contrastive_steps (`int`, *optional*): metadata: contrastive optimizer steps behind these weights,
+            those of the model training started from included (``None``: not recorded).
+        started_from (`str`, *optional*): metadata: the model (directory or Hub id) whose towers this
+            model's training started from (``None``: the pretrained towers or a preset).
         source_sample_rate (`int`, defaults to 48000): rate of the source encoder's mel front-end in Hz.
         mel_n_fft (`int`, defaults to 1024), mel_hop_length (`int`, defaults to 480): STFT window
             and hop of the log-mel in samples at ``source_sample_rate``.
@@ -148,6 +152,8 @@ class SpatialClapConfig(PreTrainedConfig):
     sample_rate: int = 16000
     max_length_s: float = 10.0
     scl: bool = False
+    contrastive_steps: int | None = None
+    started_from: str | None = None
     source_sample_rate: int = 48000
     mel_n_fft: int = 1024
     mel_hop_length: int = 480
