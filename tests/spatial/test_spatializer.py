@@ -10,6 +10,7 @@ from spatial_clap_hf.spatial.rir_bank import RirBank, RirBankConfig, RirKey
 from spatial_clap_hf.spatial.spatializer import (
     PairingSampler,
     Scene,
+    SpectrumCache,
     Spatializer,
     convolve,
     doa_targets,
@@ -215,6 +216,51 @@ def test_spatialize_single_clips_matches_bank_rirs(bank):
         assert _rel_err(out[b].numpy(), _reference_conv(clips[b].numpy(), bank.get(*key))) <= 1e-5
     with pytest.raises(ValueError, match="one key per clip"):
         spatializer.spatialize(clips, keys[:2])
+
+
+def test_rir_spectra_are_computed_once_per_stored_rir_and_reused(bank):
+    """Each stored RIR's spectrum is computed once (mirror azimuths share it, channels swapped) and
+    reused by later batches; keeping none gives the same audio."""
+    rng = np.random.default_rng(5)
+    clips = torch.tensor(rng.standard_normal((8, 2000)), dtype=torch.float32)
+    captions, ids = [f"Sound {i}" for i in range(8)], list(range(8))
+    spatializer = Spatializer(bank, "train", seed=0)
+    first = spatializer(clips, ids, captions, epoch=0, num_single=4, num_sources=2, scl=True)
+    kept = len(spatializer.spectra)
+    stored = {bank.stored_key(room, az)[0] for scene in spatializer.draw_scenes(ids, num_single=4) for room, az in scene.keys}
+    assert 0 < kept == len(stored)
+    again = spatializer(clips, ids, captions, epoch=0, num_single=4, num_sources=2, scl=True)
+    assert len(spatializer.spectra) == kept and torch.equal(again.waveforms, first.waveforms)
+    uncached = Spatializer(bank, "train", seed=0, spectrum_cache_mb=0)
+    assert torch.equal(uncached(clips, ids, captions, num_single=4, num_sources=2, scl=True).waveforms, first.waveforms)
+    assert len(uncached.spectra) == 0
+    room = bank.rooms("train")[0]
+    nfft = spatializer.fft_length(2000)
+    assert nfft >= 2000 + bank.max_length("train") - 1
+    left, right = spatializer.rir_spectra([(room, 60.0), (room, -60.0)], nfft)  # mirror images
+    assert torch.equal(left, right.flip(0)) and not torch.equal(left, right)
+    for spectrum, az in ((left, 60.0), (right, -60.0)):  # the spectrum of exactly the RIR get() returns
+        torch.testing.assert_close(spectrum, torch.fft.rfft(torch.from_numpy(bank.get(room, az)), n=nfft))
+
+
+def test_spectrum_cache_drops_the_least_recently_used_past_its_budget():
+    cache = SpectrumCache(max_bytes=2 * 1024)
+    kib = lambda: torch.zeros(128, dtype=torch.complex64)  # noqa: E731  (1 KiB)
+    cache.put("a", kib())
+    cache.put("b", kib())
+    assert cache.get("a") is not None  # now the most recently used
+    cache.put("c", kib())
+    assert (cache.get("b"), len(cache), cache.bytes) == (None, 2, 2048)
+    assert cache.get("a") is not None and cache.get("c") is not None
+    cache.put("big", torch.zeros(1024, dtype=torch.complex64))  # larger than the budget: not kept
+    assert cache.get("big") is None and len(cache) == 2
+
+
+def test_bank_max_length_is_the_longest_stored_rir(bank):
+    for split in ("train", "test"):
+        assert bank.max_length(split) == max(bank.get(r, a).shape[1] for r in bank.rooms(split) for a in bank.azimuths())
+    with pytest.raises(KeyError, match="no 'validation' split"):
+        bank.max_length("validation")
 
 
 @pytest.mark.parametrize("scl", [False, True])

@@ -289,6 +289,7 @@ class RirBank:
         for split, ids in self._rooms.items():
             for room_id in ids:
                 self._room_meta[room_id] = {"split": split, "room": grid[room_id]}
+        self._max_lengths: dict[str, int] = {}
         self._cache: dict[tuple[str, int], np.ndarray] | None = None
         if in_memory:
             self._cache = {}
@@ -422,6 +423,18 @@ class RirBank:
             rir = np.asarray(self._data[split][row]["rir"], dtype=np.float32)
         return np.ascontiguousarray(rir[::-1]) if swap else rir
 
+    def max_length(self, split: str) -> int:
+        """Samples of the longest RIR of ``split`` (read from the stored list lengths, no RIR decoded)."""
+        import pyarrow.compute as pc
+
+        name = canonical_split(split)
+        self.rooms(name)  # a clear error for a split the bank lacks
+        if name not in self._max_lengths:
+            column = self._data[name].data.column("rir")
+            channels = [chunk.flatten() for chunk in column.chunks]  # one list per channel
+            self._max_lengths[name] = max(int(pc.max(pc.list_value_length(c)).as_py() or 0) for c in channels)
+        return self._max_lengths[name]
+
     def get_batch(
         self,
         keys: Sequence[tuple[int, float]],
@@ -445,6 +458,12 @@ class RirBank:
             n = min(length, rir.shape[1])
             batch[i, :, :n] = rir[:, :n]
         return torch.from_numpy(batch).to(device) if device is not None else torch.from_numpy(batch)
+
+    def stored_key(self, room_id: int, azimuth_deg: float) -> tuple[tuple[int, float], bool]:
+        """``((room_id, stored azimuth), swap)``: which stored RIR ``get`` returns for the key, and
+        whether with its channels swapped (the mirror image of a stored azimuth)."""
+        stored, swap = self._stored_azimuth(azimuth_deg)
+        return (int(room_id), _az_key(stored)), swap
 
     def _stored_azimuth(self, azimuth_deg: float) -> tuple[float, bool]:
         """The stored azimuth holding the RIR of ``azimuth_deg`` and whether to swap channels."""

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -42,6 +43,7 @@ __all__ = [
     "doa_targets",
     "fft_size",
     "mix",
+    "mix_spectra",
     "permutations_of",
     "permuted_mixtures",
     "seld_frame_targets",
@@ -132,9 +134,36 @@ def permuted_mixtures(
     nfft = fft_size(t + rirs.shape[-1] - 1)
     rirs = rirs.to(device=sources.device, dtype=torch.float32)
     step = _chunk_size(sources.device, b)
-    out = [_mix_chunk(sources[s : s + step], rirs[s : s + step], perms, nfft) for s in range(0, b, step)]
+    out = [
+        _mix_chunk(sources[s : s + step], torch.fft.rfft(rirs[s : s + step], n=nfft), perms, nfft)
+        for s in range(0, b, step)
+    ]
     if not out:
         return sources.new_zeros(0, len(perms), rirs.shape[2], t, dtype=torch.float32)
+    return torch.cat(out) if len(out) > 1 else out[0]
+
+
+def mix_spectra(
+    sources: torch.Tensor, spectra: torch.Tensor, permutations: Sequence[Sequence[int]], nfft: int
+) -> torch.Tensor:
+    """``permuted_mixtures`` from RIR spectra computed beforehand (e.g. kept across batches).
+
+    sources (B, n, T) mono; spectra (B, n, C, nfft // 2 + 1) complex, ``torch.fft.rfft`` of each
+    RIR at ``nfft`` ≥ T + RIR length − 1 samples (shorter wraps the tails around) → (B, P, C, T)
+    float32 for the P ``permutations``.
+    """
+    _check_clips(sources, "sources", ndim=3)
+    b, n, t = sources.shape
+    if spectra.ndim != 4 or tuple(spectra.shape[:2]) != (b, n) or spectra.shape[-1] != nfft // 2 + 1:
+        raise ValueError(
+            f"spectra must be shaped (batch, sources, channels, nfft // 2 + 1) = ({b}, {n}, C, {nfft // 2 + 1}), "
+            f"got {tuple(spectra.shape)}."
+        )
+    perms = [tuple(p) for p in permutations]
+    step = _chunk_size(sources.device, b)
+    out = [_mix_chunk(sources[s : s + step], spectra[s : s + step], perms, nfft) for s in range(0, b, step)]
+    if not out:
+        return sources.new_zeros(0, len(perms), spectra.shape[2], t, dtype=torch.float32)
     return torch.cat(out) if len(out) > 1 else out[0]
 
 
@@ -144,11 +173,10 @@ def _chunk_size(device: torch.device, batch: int) -> int:
     return max(1, batch if device.type != "cpu" else min(batch, 4))
 
 
-def _mix_chunk(sources: torch.Tensor, rirs: torch.Tensor, perms: list[tuple[int, ...]], nfft: int) -> torch.Tensor:
-    """(b, n, T), (b, n, C, L) → (b, P, C, T) for the permutations ``perms``."""
+def _mix_chunk(sources: torch.Tensor, h: torch.Tensor, perms: list[tuple[int, ...]], nfft: int) -> torch.Tensor:
+    """(b, n, T) sources, (b, n, C, F) RIR spectra → (b, P, C, T) for the permutations ``perms``."""
     n, t = sources.shape[1], sources.shape[2]
     x = torch.fft.rfft(sources.float(), n=nfft)[:, :, None]  # (b, n, 1, F)
-    h = torch.fft.rfft(rirs, n=nfft)  # (b, n, C, F)
     spectra = []
     for perm in perms:
         acc = h[:, perm[0]] * x[:, 0]
@@ -447,12 +475,47 @@ class SpatialBatch:
         return doa_targets([a[0] for a in self.azimuths_deg], device=self.waveforms.device)
 
 
+class SpectrumCache:
+    """Tensors by key, least recently used first dropped once they exceed ``max_bytes`` (0: none kept)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[Any, torch.Tensor] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: Any) -> torch.Tensor | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: Any, value: torch.Tensor) -> None:
+        size = value.numel() * value.element_size()
+        if size > self.max_bytes:
+            return
+        if key in self._items:
+            self.bytes -= self._items.pop(key).numel() * value.element_size()
+        self._items[key] = value
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, dropped = self._items.popitem(last=False)
+            self.bytes -= dropped.numel() * dropped.element_size()
+
+
 class Spatializer:
     """Spatializes mono clips of one split with RIRs from a ``RirBank``, on ``device``.
 
     ``split`` selects the bank rooms (train / validation / test) and the pairing policy
     (``PairingSampler``); ``seed`` makes every pairing reproducible. ``max_rir_length``
     (samples) optionally cuts RIRs, trading reverberation tail for speed.
+
+    Convolutions run at one FFT length per clip length, set by the split's longest RIR, so
+    that each RIR's spectrum is computed once and kept (least recently used first dropped past
+    ``spectrum_cache_mb`` MiB; 0 keeps none): a scene then costs one FFT per source and one
+    inverse FFT per channel. Mirror-image azimuths share their stored RIR's spectrum.
     """
 
     def __init__(
@@ -465,12 +528,14 @@ class Spatializer:
         phrases: PhraseSet = DEFAULT_PHRASES,
         distinct_classes: bool = True,
         max_rir_length: int | None = None,
+        spectrum_cache_mb: float = 256.0,
     ):
         self.bank = bank
         self.split = canonical_split(split)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.phrases = phrases
         self.max_rir_length = max_rir_length
+        self.spectra = SpectrumCache(int(spectrum_cache_mb * 2**20))
         self.pairing = PairingSampler(
             bank.rooms(self.split),
             bank.azimuths(),
@@ -493,12 +558,43 @@ class Spatializer:
         """RIRs (B, C, L) float32 on the device for (room_id, azimuth_deg) keys."""
         return self.bank.get_batch(keys, device=self.device, max_length=self.max_rir_length)
 
+    def fft_length(self, samples: int) -> int:
+        """FFT length of the convolutions for clips of ``samples``: room for the split's longest RIR."""
+        longest = self.bank.max_length(self.split)
+        if self.max_rir_length is not None:
+            longest = min(longest, self.max_rir_length)
+        return fft_size(samples + longest - 1)
+
+    def rir_spectra(self, keys: Sequence[tuple[int, float]], nfft: int) -> torch.Tensor:
+        """(B, C, nfft // 2 + 1) complex64 spectra of the RIRs of (room_id, azimuth_deg) ``keys`` on the
+        device: cached ones reused, the others computed in one batch and kept."""
+        stored = [self.bank.stored_key(room_id, az) for room_id, az in keys]
+        missing = list(dict.fromkeys(key for key, _ in stored if self.spectra.get((key, nfft)) is None))
+        if missing:
+            rirs = self.bank.get_batch(
+                [(room_id, millideg / 1000.0) for room_id, millideg in missing],
+                device=self.device,
+                max_length=self.max_rir_length,
+            )
+            for key, spectrum in zip(missing, torch.fft.rfft(rirs, n=nfft)):
+                self.spectra.put((key, nfft), spectrum)
+        parts = []
+        for key, swap in stored:
+            spectrum = self.spectra.get((key, nfft))
+            if spectrum is None:  # not kept (the cache is smaller than one batch): compute it again
+                rir = self.bank.get_batch([(key[0], key[1] / 1000.0)], device=self.device, max_length=self.max_rir_length)
+                spectrum = torch.fft.rfft(rir[0], n=nfft)
+            parts.append(spectrum.flip(0) if swap else spectrum)
+        return torch.stack(parts)
+
     def spatialize(self, clips: torch.Tensor, keys: Sequence[tuple[int, float]]) -> torch.Tensor:
         """Single-source scenes: clips (B, T) at ``sample_rate`` → (B, C, T), one key per clip."""
         _check_clips(clips)
         if len(keys) != clips.shape[0]:
             raise ValueError(f"Got {clips.shape[0]} clips but {len(keys)} RIR keys; give one key per clip.")
-        return convolve(clips, self.rirs(keys).to(clips.device))
+        nfft = self.fft_length(clips.shape[-1])
+        spectra = self.rir_spectra(keys, nfft).to(clips.device)
+        return mix_spectra(clips[:, None], spectra[:, None], [(0,)], nfft)[:, 0]
 
     def draw_scenes(
         self,
@@ -562,9 +658,9 @@ class Spatializer:
             perms = permutations_of(n) if scl else [tuple(range(n))]
             sources = clips[torch.as_tensor([scenes[s].sources for s in indices], device=clips.device)]  # (M, n, T)
             keys = [k for s in indices for k in scenes[s].keys]
-            rirs = self.rirs(keys).to(clips.device)
-            rirs = rirs.reshape(len(indices), n, *rirs.shape[1:])
-            audio = permuted_mixtures(sources, rirs, perms)
+            nfft = self.fft_length(clips.shape[-1])
+            spectra = self.rir_spectra(keys, nfft).to(clips.device)
+            audio = mix_spectra(sources, spectra.reshape(len(indices), n, *spectra.shape[1:]), perms, nfft)
             parts += [(s, audio[m], perms) for m, s in enumerate(indices)]
         parts.sort(key=lambda p: p[0])
         return self._assemble(parts, scenes, captions)
