@@ -2,12 +2,17 @@
 stand-in of ``tests/hub_server.py``)."""
 
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
+from conftest import TOY_CAPTIONS, hub_env, make_stereo, run_python
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
+from transformers import AutoModel, AutoProcessor
 
 from spatial_clap_hf import get_config
 from spatial_clap_hf.hub import (
@@ -101,14 +106,6 @@ print(type(model).__module__, type(processor).__module__)
 
 
 def test_push_uploads_the_checkpoint_which_loads_from_the_hub_with_its_own_code(tmp_path, hub, tiny_checkpoint):
-    import shutil
-
-    import numpy as np
-    import torch
-    from transformers import AutoModel, AutoProcessor
-
-    from conftest import TOY_CAPTIONS, hub_env, make_stereo, run_python
-
     local = shutil.copytree(tiny_checkpoint, tmp_path / "model")
     write_model_card(local, get_config("tiny"), repo_id="someone/my-model")
     env = hub_env(hub, tmp_path / "hf")

@@ -1,10 +1,14 @@
 """Training from a pre-spatialized dataset (``data.spatialized``) instead of on-the-fly spatialization."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
+from conftest import hub_env, run_python
 from safetensors.torch import load_file
 
 from spatial_clap_hf.data import load_spatialized, make_synthetic_corpus, spatialize
@@ -134,12 +138,6 @@ push_spatialized(sys.argv[1], sys.argv[2])
 def test_training_reads_the_dataset_by_hub_id_as_from_its_folder_and_names_it_in_the_card(spatialized, tmp_path, hub):
     """`spatial-clap train --set data.spatialized=HUB_ID` in a fresh process trains exactly as from the local
     folder, names the dataset in the model card and pushes the model."""
-    import subprocess
-    import sys
-
-    import yaml
-    from conftest import hub_env, run_python
-
     env = hub_env(hub, tmp_path / "hf")
     run_python(PUSH, env, str(spatialized), "someone/spatial-train")
     common = {"model.spatial_encoder": "none", "batch.scl": True, "optim.max_steps": 2}
