@@ -10,13 +10,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hub_server import HubStandIn
 
 from spatial_clap_hf import (
     SeldNetConfig,
@@ -138,55 +137,35 @@ def rng():
     return np.random.default_rng(0)
 
 
-class FakeHub(BaseHTTPRequestHandler):
-    """A local stand-in for the Hub, up to the network boundary: it records every request, creates
-    repositories, answers that dataset repositories do not exist yet, and refuses uploads."""
-
-    requests: list = []
-
-    def _record(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        self.requests.append((self.command, self.path, self.headers.get("Authorization"), body))
-
-    def _reply(self, status, payload, headers=()):
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in headers:
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self):  # noqa: N802
-        self._record()
-        if self.path == "/api/repos/create":
-            port = self.server.server_address[1]
-            name = json.loads(self.requests[-1][3] or b"{}")
-            repo = f"{name.get('organization', 'someone')}/{name.get('name', 'my-model')}"
-            prefix = "datasets/" if name.get("type") == "dataset" else ""
-            self._reply(200, {"url": f"http://127.0.0.1:{port}/{prefix}{repo}", "name": repo})
-        elif self.command == "GET" and self.path.startswith("/api/datasets/"):
-            self._reply(404, {"error": "Repository not found"}, [("X-Error-Code", "RepoNotFound")])
-        else:
-            self._reply(403, {"error": "uploads are refused by this test server"})
-
-    do_GET = do_PUT = do_POST
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def fake_hub():
-    """``(endpoint URL, recorded requests)`` of a running ``FakeHub``."""
-    FakeHub.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", FakeHub.requests
-    server.shutdown()
+def hub():
+    """A running Hub stand-in (``tests/hub_server.py``) with no repositories yet. The test fails at
+    teardown if a client asked it for something it does not serve, naming the requests."""
+    stand_in = HubStandIn().start()
+    yield stand_in
+    stand_in.stop()
+    assert not stand_in.unserved, f"requests the Hub stand-in does not serve: {stand_in.unserved}"
+
+
+def hub_env(hub: HubStandIn, home: Path, token: str = "hf_test_token") -> dict[str, str]:
+    """The environment of a subprocess that talks to ``hub`` with ``token``: ``HF_ENDPOINT`` at the
+    stand-in, ``HF_HOME`` (every cache) under ``home``, offline modes off, one thread, and Xet
+    uploads off (the stand-in has no Xet storage: LFS files go through the LFS batch API)."""
+    offline = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "HF_TOKEN")
+    env = {k: v for k, v in os.environ.items() if k not in offline}
+    env.update(HF_ENDPOINT=hub.endpoint, HF_TOKEN=token, HF_HOME=str(home), OMP_NUM_THREADS="1",
+               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1")
+    return env
+
+
+def run_python(code: str, env: dict[str, str], *args: str, cwd: Path | None = None) -> str:
+    """Run ``code`` with ``args`` in a fresh interpreter with ``env``; asserts it exits 0, returns its stdout."""
+    result = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=cwd, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-6000:]
+    return result.stdout
+
+
 def run_remote_check(model_dir: Path, workdir: Path, pythonpath: str | None = None) -> dict:
     """Run scripts/check_remote_code.py on ``model_dir`` in a fresh interpreter; returns its JSON report."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(workdir / "modules"), "OMP_NUM_THREADS": "1"}

@@ -1,9 +1,9 @@
 """`spatial-clap spatialize` end to end: the command, its progress bar and errors, and the Hub upload
-through datasets' own push_to_hub (against the local stand-in of conftest's ``fake_hub``)."""
+through datasets' own push_to_hub, and reading the pushed dataset and a pushed source corpus back by Hub id
+(against the Hub stand-in of ``tests/hub_server.py``)."""
 
 import base64
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +11,12 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+import yaml
+from conftest import hub_env, run_python
 
 from spatial_clap_hf.cli import main
 from spatial_clap_hf.data.schema import SOURCE_FEATURES
-from spatial_clap_hf.data.spatialized import load_spatialized
+from spatial_clap_hf.data.spatialized import AudioClips, load_spatialized
 from spatial_clap_hf.spatial.rir_bank import RirBank, RirBankConfig
 
 
@@ -64,25 +66,95 @@ def test_spatialize_command_writes_the_dataset(inputs, tmp_path, capsys):
         main(_args(inputs, out, "--split", "train", "--num-sources", "1"))
 
 
-def test_console_script_shows_progress_and_pushes_through_datasets(inputs, tmp_path, fake_hub):
-    endpoint, requests = fake_hub
+#: Reads one split of a spatialized dataset by Hub id (in a process pointed at the stand-in) and saves it;
+#: streamed, the split gives the same rows.
+READ_BACK = """
+import sys
+from datasets import Audio
+from spatial_clap_hf.data.spatialized import load_spatialized
+rows = load_spatialized(sys.argv[1], split=sys.argv[2])
+rows.save_to_disk(sys.argv[3])
+streamed = load_spatialized(sys.argv[1], split=sys.argv[2], streaming=True).cast_column("audio", Audio(decode=False))
+assert list(streamed) == rows.cast_column("audio", Audio(decode=False)).to_list()
+"""
+
+
+def assert_same_rows(copy: datasets.Dataset, original: datasets.Dataset) -> None:
+    """Same columns, values and FLAC bytes, and the same decoded audio."""
+    assert copy.features == original.features and len(copy) == len(original)
+    undecoded = datasets.Audio(decode=False)
+    assert copy.cast_column("audio", undecoded).to_list() == original.cast_column("audio", undecoded).to_list()
+    for a, b in zip(AudioClips(copy)[:], AudioClips(original)[:]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_console_script_shows_progress_pushes_through_datasets_and_reads_back_by_hub_id(inputs, tmp_path, hub):
+    from spatial_clap_hf.data.dataset_card import render_dataset_card
+
     script = Path(sys.executable).with_name("spatial-clap")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))}
-    env.update(HF_ENDPOINT=endpoint, HF_TOKEN="hf_test_token", OMP_NUM_THREADS="1", HF_HOME=str(tmp_path / "hf"))
+    env = hub_env(hub, tmp_path / "hf")
     out = tmp_path / "out"
     cmd = [str(script), *_args(inputs, out, "--split", "test", "--num-sources", "2", "--push-to-hub", "someone/spatial-set")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Spatializing default/test" in proc.stderr  # the progress bar
     assert "test: 3 rows (3 scenes" in proc.stdout  # the 6 test clips in pairs
-    # The upload reached the stand-in, which refuses it: the command says so and keeps the dataset.
-    assert proc.returncode != 0 and "pushing it to someone/spatial-set failed" in proc.stderr
-    assert len(load_spatialized(out, split="test")) == 3
-    hub = [(m, p.split("?")[0], auth) for m, p, auth, _ in requests if p.startswith(("/api/repos/", "/api/datasets/"))]
-    assert [call[:2] for call in hub[:2]] == [("GET", "/api/datasets/someone/spatial-set"), ("POST", "/api/repos/create")]
-    assert {auth for *_, auth in hub} == {"Bearer hf_test_token"}
-    create = json.loads(next(b for m, p, _, b in requests if p == "/api/repos/create"))
+    assert f"Pushed to {hub.endpoint}/datasets/someone/spatial-set" in proc.stdout
+    repo_calls = [(r.method, r.path.split("?")[0], r.auth) for r in hub.requests
+                  if r.path.startswith(("/api/repos/", "/api/datasets/"))]
+    assert [c[:2] for c in repo_calls[:2]] == [("GET", "/api/datasets/someone/spatial-set"), ("POST", "/api/repos/create")]
+    assert {auth for *_, auth in repo_calls} == {"Bearer hf_test_token"}
+    create = json.loads(next(r.body for r in hub.requests if r.path == "/api/repos/create"))
     assert (create["organization"], create["name"], create["type"]) == ("someone", "spatial-set", "dataset")
-    preupload = [json.loads(b) for m, p, _, b in requests if p.startswith("/api/datasets/someone/spatial-set/preupload/")]
-    files = [f for body in preupload for f in body["files"]]
-    assert [f["path"] for f in files] == ["data/test/test-00000-of-00001.parquet"]  # datasets' Parquet, our layout
-    assert base64.b64decode(files[0]["sample"])[:4] == b"PAR1"
+    preupload = [json.loads(r.body) for r in hub.requests if "/someone/spatial-set/preupload/" in r.path]
+    shard = preupload[0]["files"][0]
+    assert shard["path"] == "data/test/test-00000-of-00001.parquet"  # datasets' Parquet, our layout
+    assert base64.b64decode(shard["sample"])[:4] == b"PAR1"
+
+    # The repository holds the shards under the documented layout and the dataset card, pushed last.
+    files = hub.files("someone/spatial-set", "dataset")
+    assert sorted(files) == [".gitattributes", "README.md", "data/test/test-00000-of-00001.parquet"]
+    assert hub.history("someone/spatial-set", "dataset") == ["initial commit", "Upload default/test", "Upload dataset card"]
+    card = files["README.md"].decode()
+    assert card == str(render_dataset_card(out, repo_id="someone/spatial-set"))
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["configs"] == [{"config_name": "default", "data_files": [{"split": "test", "path": "data/test/test-*"}]}]
+    assert "## Conventions" in card and "+90° = left" in card and "channel 0 is the **left** microphone" in card
+    assert 'load_dataset("someone/spatial-set"' in card
+
+    # Read back by Hub id, in a fresh process: the same rows and audio as the local folder.
+    run_python(READ_BACK, env, "someone/spatial-set", "test", str(tmp_path / "copy"))
+    assert_same_rows(datasets.load_from_disk(str(tmp_path / "copy")), load_spatialized(out, split="test"))
+    shard_reads = [r for r in hub.requests if r.method == "GET" and r.path.endswith("/test-00000-of-00001.parquet")]
+    assert any("range" in r.headers for r in shard_reads)  # streaming reads the Parquet by byte ranges
+
+
+PUSH_CORPUS = """
+import sys
+import datasets
+datasets.load_from_disk(sys.argv[1]).push_to_hub(sys.argv[2])
+"""
+
+
+def test_spatialize_reads_a_source_corpus_by_hub_id_as_from_its_folder(inputs, tmp_path, hub):
+    from spatial_clap_hf.data import make_synthetic_corpus, read_manifest
+
+    corpus = tmp_path / "corpus"
+    make_synthetic_corpus(n_train=2, n_validation=2, n_test=6, clip_seconds=0.5, output_dir=corpus)
+    env = hub_env(hub, tmp_path / "hf")
+    run_python(PUSH_CORPUS, env, str(corpus), "someone/synthetic-corpus")
+    assert sorted(p for p in hub.files("someone/synthetic-corpus", "dataset") if p.endswith(".parquet")) == [
+        f"data/{split}-00000-of-00001.parquet" for split in ("test", "train", "validation")
+    ]
+    common = ["--rirs", str(inputs / "rirs"), "--clip-seconds", "0.25", "--split", "test", "--num-sources", "1", "2",
+              "--scl", "--seed", "3"]
+    script = Path(sys.executable).with_name("spatial-clap")
+    proc = subprocess.run([str(script), "spatialize", "--corpus", "someone/synthetic-corpus", "--output-dir",
+                           str(tmp_path / "from-hub"), *common], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert main(["spatialize", "--corpus", str(corpus), "--output-dir", str(tmp_path / "from-dir"), *common]) == 0
+    from_hub, from_dir = (load_spatialized(tmp_path / name, split="test") for name in ("from-hub", "from-dir"))
+    assert sorted(from_dir["n_sources"]) == [1, 1, 1, 1, 2, 2]  # 4 clips alone, 1 pair in both assignments
+    assert_same_rows(from_hub, from_dir)
+    (part,) = read_manifest(tmp_path / "from-hub")["parts"].values()
+    assert part["params"]["corpus"]["name"] == "someone/synthetic-corpus" and part["params"]["corpus"]["rows"] == 6

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
+from conftest import hub_env
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from spatial_clap_hf import create_model
@@ -147,6 +149,33 @@ def test_console_script_in_a_subprocess_reproduces_the_row(cli_run, eval_dir, mo
     assert got["model"] == "tiny"  # default name = directory name
     assert {k: v for k, v in got.items() if k != "model"} == {k: v for k, v in expected.items() if k != "model"}
     assert (tmp_path / "embeddings_pca.png").is_file() and (tmp_path / "report.md").is_file()
+
+
+def test_sets_pushed_by_make_eval_sets_evaluate_by_hub_id_as_from_their_folder(cli_run, eval_dir, model_dirs, tmp_path,
+                                                                               hub):
+    """make-eval-sets builds the same sets again and pushes them (one config per set); evaluate reads them by
+    Hub id, in a fresh process, and gives the report of the local folder."""
+    script = Path(sys.executable).with_name("spatial-clap")
+    env = hub_env(hub, tmp_path / "hf")
+    sizes = [f"--{k.replace('_', '-')}={v}" for k, v in SIZES.items()]
+    build = [str(script), "make-eval-sets", "--corpus", str(eval_dir.parent / "corpus"), "--rirs",
+             str(eval_dir.parent / "rirs"), "--output-dir", str(tmp_path / "eval"), "--clip-seconds", str(CLIP_S), *sizes,
+             "--push-to-hub", "someone/eval-sets"]
+    proc = subprocess.run(build, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert f"Pushed to {hub.endpoint}/datasets/someone/eval-sets" in proc.stdout
+    files = hub.files("someone/eval-sets", "dataset")
+    assert {p.split("/")[0] for p in files if p.endswith(".parquet")} == set(EVAL_SET_NAMES)
+    configs = yaml.safe_load(files["README.md"].decode().split("---")[1])["configs"]
+    assert sorted(c["config_name"] for c in configs) == sorted(EVAL_SET_NAMES)
+
+    evaluate = [str(script), "evaluate", "--model", *map(str, model_dirs), "--eval-data", "someone/eval-sets",
+                "--output-dir", str(tmp_path / "report"), "--batch-size", "4", "--names", "spatial-scl", "mono",
+                "--device", "cpu"]
+    proc = subprocess.run(evaluate, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report == json.loads((cli_run / "report.json").read_text())
 
 
 def test_clear_errors(tmp_path, eval_dir, model_dirs):

@@ -1,12 +1,18 @@
-"""Model cards and the Hub upload, up to the network boundary (the local HTTP server of conftest's ``fake_hub``)."""
+"""Model cards, and the Hub upload of a saved model with its download by the Auto classes (against the Hub
+stand-in of ``tests/hub_server.py``)."""
 
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
+from conftest import TOY_CAPTIONS, hub_env, make_stereo, run_python
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
+from transformers import AutoModel, AutoProcessor
 
 from spatial_clap_hf import get_config
 from spatial_clap_hf.hub import (
@@ -75,19 +81,66 @@ def test_card_templates_are_the_top_level_model_cards_folder():
     assert DATASET_CARD_TEMPLATE.read_text() == (root / "dataset_card.md").read_text()
 
 
-def test_push_creates_the_repo_with_the_token_then_uploads_to_it(tmp_path, fake_hub):
-    endpoint, requests = fake_hub
-    (tmp_path / "config.json").write_text("{}")
-    (tmp_path / "model.safetensors").write_bytes(b"0" * 16)
-    with pytest.raises(Exception, match="403|refused"):
-        push_to_hub(tmp_path, "someone/my-model", token="hf_test_token", endpoint=endpoint)
-    method, path, auth, body = requests[0]
+PUSH = """
+import sys
+from spatial_clap_hf.hub import push_to_hub
+print(push_to_hub(sys.argv[1], "someone/my-model"))
+print(push_to_hub(sys.argv[1], "someone/my-model"))  # again: the repository exists, nothing changed
+"""
+
+#: Loads the pushed model in a process that never imports the package: the checkpoint's own code.
+LOAD = """
+import json, sys
+import numpy as np, torch
+from transformers import AutoModel, AutoProcessor
+model = AutoModel.from_pretrained("someone/my-model", trust_remote_code=True).eval()
+processor = AutoProcessor.from_pretrained("someone/my-model", trust_remote_code=True)
+audio = np.load(sys.argv[1])
+inputs = processor(text=json.loads(sys.argv[2]), audio=list(audio), sampling_rate=16000, return_tensors="pt", padding=True)
+with torch.no_grad():
+    out = model(**inputs)
+np.savez(sys.argv[3], audio=out.audio_embeds.numpy(), text=out.text_embeds.numpy(), logits=out.logits_per_audio.numpy())
+assert "spatial_clap_hf" not in sys.modules
+print(type(model).__module__, type(processor).__module__)
+"""
+
+
+def test_push_uploads_the_checkpoint_which_loads_from_the_hub_with_its_own_code(tmp_path, hub, tiny_checkpoint):
+    local = shutil.copytree(tiny_checkpoint, tmp_path / "model")
+    write_model_card(local, get_config("tiny"), repo_id="someone/my-model")
+    env = hub_env(hub, tmp_path / "hf")
+    printed = run_python(PUSH, env, str(local)).split()
+    assert printed == [f"{hub.endpoint}/someone/my-model"] * 2
+    method, path, auth, body, _ = hub.requests[0]
     assert (method, path, auth) == ("POST", "/api/repos/create", "Bearer hf_test_token")
     payload = json.loads(body)
-    assert payload["name"] == "my-model" and payload["organization"] == "someone"
-    assert not payload.get("private")
-    # The next call is the upload of the folder into that repository.
-    assert any("/api/models/someone/my-model/" in p for _, p, _, _ in requests[1:])
+    assert (payload["organization"], payload["name"], payload.get("type", "model")) == ("someone", "my-model", "model")
+    assert payload.get("visibility") in (None, "public") and not payload.get("private")
+    # The token goes with every Hub call; LFS content goes to the upload URL the batch answer names, without it.
+    assert {r.auth for r in hub.requests if not r.path.startswith("/lfs-objects/")} == {"Bearer hf_test_token"}
+    # Every file arrives unchanged, the weights through LFS, and the second push adds no commit.
+    files = hub.files("someone/my-model")
+    assert {p: c for p, c in files.items() if p != ".gitattributes"} == {
+        p.name: p.read_bytes() for p in local.iterdir() if p.is_file()
+    }
+    assert "modeling_spatial_clap.py" in files and "README.md" in files
+    assert hub.lfs_files("someone/my-model") == ["model.safetensors"]
+    assert hub.history("someone/my-model") == ["initial commit", "Upload Spatial CLAP model"]
+
+    audio = make_stereo(2, 1.5, delays=[3, -3]).numpy()
+    np.save(tmp_path / "audio.npy", audio)
+    env.pop("PYTHONPATH", None)
+    modules = run_python(LOAD, env, str(tmp_path / "audio.npy"), json.dumps(TOY_CAPTIONS[:3]), str(tmp_path / "out.npz"),
+                         cwd=tmp_path).split()
+    assert all(m.startswith("transformers_modules.someone.my_hyphen_model.") for m in modules), modules
+    remote = np.load(tmp_path / "out.npz")
+    model = AutoModel.from_pretrained(local).eval()
+    processor = AutoProcessor.from_pretrained(local)
+    inputs = processor(text=TOY_CAPTIONS[:3], audio=list(audio), sampling_rate=16000, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = model(**inputs)
+    for name, value in (("audio", out.audio_embeds), ("text", out.text_embeds), ("logits", out.logits_per_audio)):
+        np.testing.assert_allclose(remote[name], value.numpy(), rtol=0, atol=1e-6, err_msg=name)
 
 
 def test_push_rejects_bad_input_before_the_network(tmp_path):

@@ -1,10 +1,14 @@
 """Training from a pre-spatialized dataset (``data.spatialized``) instead of on-the-fly spatialization."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
+from conftest import hub_env, run_python
 from safetensors.torch import load_file
 
 from spatial_clap_hf.data import load_spatialized, make_synthetic_corpus, spatialize
@@ -28,19 +32,20 @@ def spatialized(tmp_path_factory):
     return root / "data"
 
 
+#: The settings of these tests on top of recipes/tiny.yaml.
+SETTINGS = {
+    "data.clip_seconds": 1.0,
+    "batch.n_single": 4,
+    "batch.n_mix2": 2,
+    "optim.warmup_steps": 1,
+    "optim.lr": 3e-3,
+    "log_with": [],
+    "save_every": 0,
+}
+
+
 def _config(data: Path, output_dir: Path, **overrides):
-    values = {
-        "output_dir": str(output_dir),
-        "data.spatialized": str(data),
-        "data.clip_seconds": 1.0,
-        "batch.n_single": 4,
-        "batch.n_mix2": 2,
-        "optim.warmup_steps": 1,
-        "optim.lr": 3e-3,
-        "log_with": [],
-        "save_every": 0,
-    }
-    values.update(overrides)
+    values = {"output_dir": str(output_dir), "data.spatialized": str(data), **SETTINGS, **overrides}
     return load_config(RECIPES / "tiny.yaml", values)
 
 
@@ -110,3 +115,46 @@ def test_cached_accumulation_takes_k_micro_batches_of_spatialized_scenes(spatial
     accumulated = train(_config(spatialized, tmp_path / "accum", **common, **{"optim.accum_steps": 3}),
                         show_progress=False)
     assert (plain.total_steps, accumulated.total_steps) == (6, 2) and np.isfinite(accumulated.last_loss)
+
+
+def test_the_model_card_names_the_pre_spatialized_dataset(spatialized, tmp_path):
+    from spatial_clap_hf.training.tasks import card_sources, describe_training
+
+    on_hub = _config("someone/spatial-train", tmp_path)
+    assert card_sources(on_hub) == {"base_model": [], "datasets": ["someone/spatial-train"]}
+    assert "on the pre-spatialized dataset `someone/spatial-train` (scenes rendered once" in describe_training(on_hub)
+    local = describe_training(_config(spatialized, tmp_path))
+    assert card_sources(_config(spatialized, tmp_path))["datasets"] == []  # a folder is named in the text only
+    assert f"pre-spatialized dataset `{spatialized}`" in local and "synthetic corpus" not in local
+
+
+PUSH = """
+import sys
+from spatial_clap_hf.data import push_spatialized
+push_spatialized(sys.argv[1], sys.argv[2])
+"""
+
+
+def test_training_reads_the_dataset_by_hub_id_as_from_its_folder_and_names_it_in_the_card(spatialized, tmp_path, hub):
+    """`spatial-clap train --set data.spatialized=HUB_ID` in a fresh process trains exactly as from the local
+    folder, names the dataset in the model card and pushes the model."""
+    env = hub_env(hub, tmp_path / "hf")
+    run_python(PUSH, env, str(spatialized), "someone/spatial-train")
+    common = {"model.spatial_encoder": "none", "batch.scl": True, "optim.max_steps": 2}
+    local = train(_config(spatialized, tmp_path / "local", **common), show_progress=False)
+    values = {**SETTINGS, **common, "data.spatialized": "someone/spatial-train"}
+    script = Path(sys.executable).with_name("spatial-clap")
+    cmd = [str(script), "train", "--config", str(RECIPES / "tiny.yaml"), "--output-dir", str(tmp_path / "hub"),
+           "--no-progress", "--push-to-hub", "someone/tiny-from-hub-data"]
+    cmd += [arg for k, v in values.items() for arg in ("--set", f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Training on the pre-spatialized someone/spatial-train: 96 rows" in proc.stderr
+    from_hub = load_file(str(tmp_path / "hub" / "model" / "model.safetensors"))
+    from_dir = load_file(str(local.model_dir / "model.safetensors"))
+    assert from_hub.keys() == from_dir.keys()
+    for key in from_dir:  # the same scenes in the same order: the same weights
+        torch.testing.assert_close(from_hub[key], from_dir[key], rtol=0, atol=0, msg=key)
+    card = hub.files("someone/tiny-from-hub-data")["README.md"].decode()
+    assert yaml.safe_load(card.split("---")[1])["datasets"] == ["someone/spatial-train"]
+    assert "pre-spatialized dataset `someone/spatial-train`" in card

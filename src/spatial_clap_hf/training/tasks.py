@@ -370,11 +370,11 @@ def _same_shapes(a: nn.Module, b: nn.Module) -> bool:
 
 def card_sources(config: TrainConfig) -> dict[str, list[str]]:
     """Model-card metadata on what a stage-2 model was built from: ``base_model`` (the pretrained towers or
-    the initial model) and ``datasets`` (the corpus and the RIR bank), each as the Hub ids among them
-    (local directories are named in the card's training paragraph instead)."""
+    the initial model) and ``datasets`` (the corpus and the RIR bank, or the pre-spatialized dataset), each
+    as the Hub ids among them (local directories are named in the card's training paragraph instead)."""
     mc, dc = config.model, config.data
     towers = [] if mc.preset else [mc.source_model, mc.text_model]
-    return {"base_model": hub_ids([*towers, mc.init_from]), "datasets": hub_ids([dc.corpus, dc.rirs])}
+    return {"base_model": hub_ids([*towers, mc.init_from]), "datasets": hub_ids([dc.corpus, dc.rirs, dc.spatialized])}
 
 
 def describe_training(config: TrainConfig) -> str:
@@ -382,13 +382,17 @@ def describe_training(config: TrainConfig) -> str:
     mc, dc, bc, oc = config.model, config.data, config.batch, config.optim
     towers = mc.preset and f"preset `{mc.preset}`" or f"HTS-AT from `{mc.source_model}`, text tower from `{mc.text_model}`"
     corpus = f"`{dc.corpus}`" if dc.corpus else "the embedded synthetic corpus"
+    clips = f"{dc.sample_rate} Hz, {dc.clip_seconds} s clips"
+    data = f"{corpus}, spatialized with simulated shoebox-room impulse responses ({clips})"
+    if dc.spatialized:  # scenes read as rendered: no corpus or RIR bank of this run
+        data = (f"the pre-spatialized dataset `{dc.spatialized}` (scenes rendered once with simulated shoebox-room "
+                f"impulse responses; {clips})")
     scenes = f"{bc.n_single} single-source and {bc.n_mix2} two-source"
     if bc.n_mix3:
         scenes = f"{bc.n_single} single-source, {bc.n_mix2} two-source and {bc.n_mix3} three-source"
     return (
         f"Contrastive training ({towers}; spatial encoder `{mc.spatial_encoder if mc.spatial_model else 'none'}`"
-        f"{f' from `{mc.spatial_model}`' if mc.spatial_model else ''}) on {corpus}, spatialized with "
-        f"simulated shoebox-room impulse responses ({dc.sample_rate} Hz, {dc.clip_seconds} s clips). "
+        f"{f' from `{mc.spatial_model}`' if mc.spatial_model else ''}) on {data}. "
         f"Batches of {scenes} scenes per process"
         f"{', each mixture also with its directions swapped (spatial contrastive learning)' if bc.scl else ''}; "
         f"AdamW, learning rate {oc.lr}, {oc.warmup_steps} warm-up steps then cosine decay, "
