@@ -41,6 +41,19 @@ def test_resampler_matches_torchaudio():
     assert torch.allclose(down, torchaudio.functional.resample(waveforms, 48000, 16000), atol=1e-5)
 
 
+@pytest.mark.parametrize("rates", [(16000, 48000), (48000, 16000), (44100, 16000), (22050, 16000), (8000, 16000)])
+@pytest.mark.parametrize("samples", [7777, 300, 1])
+def test_resampler_matches_torchaudio_at_any_rates_and_lengths(rates, samples):
+    """The banded matrix product covers every output frame, whatever the block and the length."""
+    waveforms = torch.randn(3, samples, generator=torch.Generator().manual_seed(samples))
+    resampler = SincResampler(*rates)
+    expected = torchaudio.functional.resample(waveforms, *rates)
+    ours = resampler(waveforms)
+    assert ours.shape == expected.shape and ours.shape[-1] == resampler.output_length(samples)
+    # float32 sums over the kernel's taps (15 at 16 -> 48 kHz, 459 at 44.1 -> 16 kHz) round differently
+    assert torch.allclose(ours, expected, atol=1e-5 if resampler.kernel.shape[-1] < 100 else 1e-4)
+
+
 @pytest.mark.parametrize("enable_fusion", [False, True])
 def test_source_frontend_matches_feature_extractor_on_downmix(enable_fusion):
     config = get_config("paper", max_length_s=2.0, source_config={"enable_fusion": enable_fusion, "fusion_type": None})

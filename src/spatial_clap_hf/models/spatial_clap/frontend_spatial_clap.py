@@ -42,6 +42,11 @@ class SincResampler(nn.Module):
     Hann-windowed sinc interpolation with ``lowpass_filter_width=6`` and ``rolloff=0.99``,
     the defaults of ``torchaudio.functional.resample``; the output has
     ``ceil(samples * new_freq / orig_freq)`` samples.
+
+    The polyphase filter runs as one matrix product: each window of the input yields ``block``
+    frames of all ``new`` phases through a banded matrix (the kernel repeated down its
+    diagonal), which is much faster on CPUs than a one-channel strided convolution; ``block``
+    keeps the band's extra multiplications by zero at most about 1.5 times the kernel's.
     """
 
     def __init__(self, orig_freq: int, new_freq: int, lowpass_filter_width: int = 6, rolloff: float = 0.99):
@@ -59,6 +64,8 @@ class SincResampler(nn.Module):
         self.width = math.ceil(lowpass_filter_width * self.orig / base_freq)
         kernel = self._kernel() if self.orig != self.new else torch.ones(1, 1, 1)
         self.register_buffer("kernel", kernel, persistent=False)
+        self.block = max(1, min(16, 3 * kernel.shape[-1] // (2 * self.orig)))
+        self.register_buffer("banded", self._banded(kernel), persistent=False)
 
     def _kernel(self) -> torch.Tensor:
         """Polyphase kernel ``(new, 1, 2 * width + orig)`` as float32, computed on the CPU in float64."""
@@ -71,11 +78,22 @@ class SincResampler(nn.Module):
         kernels = torch.where(t == 0, torch.ones_like(t), t.sin() / t)
         return (kernels * window * (base_freq / self.orig)).to(torch.float32)
 
+    def _banded(self, kernel: torch.Tensor) -> torch.Tensor:
+        """``(block * orig + K - orig, block * new)``: column ``m * new + p`` holds phase p's kernel of
+        length K at rows ``m * orig ...``, so one input window gives ``block`` frames of every phase."""
+        taps = kernel.shape[-1]
+        banded = torch.zeros(self.block * self.orig + taps - self.orig, self.block * self.new, dtype=kernel.dtype)
+        for m in range(self.block):
+            banded[m * self.orig : m * self.orig + taps, m * self.new : (m + 1) * self.new] = kernel[:, 0].T
+        return banded
+
     @torch.no_grad()
     def reset_buffers(self) -> None:
-        """Recompute the kernel buffer in place (after meta-device construction or loading)."""
+        """Recompute the kernel buffers in place (after meta-device construction or loading)."""
         if self.orig != self.new:
-            self.kernel.copy_(self._kernel().to(self.kernel.device))
+            kernel = self._kernel()
+            self.kernel.copy_(kernel.to(self.kernel.device))
+            self.banded.copy_(self._banded(kernel).to(self.banded.device))
 
     def output_length(self, num_samples: int) -> int:
         """Samples after resampling ``num_samples`` input samples."""
@@ -87,11 +105,14 @@ class SincResampler(nn.Module):
             return waveforms
         shape = waveforms.shape
         flat = waveforms.reshape(-1, shape[-1])
-        length = flat.shape[-1]
-        padded = nn.functional.pad(flat, (self.width, self.width + self.orig))
-        kernel = self.kernel.to(dtype=flat.dtype)
-        out = nn.functional.conv1d(padded[:, None], kernel, stride=self.orig)
-        out = out.transpose(1, 2).reshape(flat.shape[0], -1)[:, : self.output_length(length)]
+        length, frames_out = flat.shape[-1], self.output_length(flat.shape[-1])
+        rows, hop = self.banded.shape[0], self.block * self.orig
+        windows = -(-frames_out // (self.block * self.new))
+        # Frame j (outputs j * new ... j * new + new - 1) reads the padded input from j * orig on.
+        right = max(0, (windows - 1) * hop + rows - length - self.width)
+        padded = nn.functional.pad(flat, (self.width, right))
+        out = padded.unfold(-1, rows, hop) @ self.banded.to(dtype=flat.dtype)  # (N, windows, block * new)
+        out = out.reshape(flat.shape[0], -1)[:, :frames_out]
         return out.reshape(*shape[:-1], out.shape[-1])
 
 
