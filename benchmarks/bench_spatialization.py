@@ -65,8 +65,9 @@ def bench_convolution(args: argparse.Namespace) -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    nfft = fft_size(samples + length - 1)
-    spectra = torch.fft.rfft(rirs_t, n=nfft)[:, None]  # computed once, as the Spatializer keeps them
+    taps = min(length, samples)  # as the Spatializer: later taps reach only the cut-off tail
+    nfft = fft_size(samples + taps - 1)
+    spectra = torch.fft.rfft(rirs_t[..., :taps], n=nfft)[:, None]  # computed once, as the Spatializer keeps them
 
     def torch_kept_spectra():
         mix_spectra(clips_t[:, None], spectra, [(0,)], nfft)

@@ -235,12 +235,16 @@ def test_rir_spectra_are_computed_once_per_stored_rir_and_reused(bank):
     assert torch.equal(uncached(clips, ids, captions, num_single=4, num_sources=2, scl=True).waveforms, first.waveforms)
     assert len(uncached.spectra) == 0
     room = bank.rooms("train")[0]
-    nfft = spatializer.fft_length(2000)
-    assert nfft >= 2000 + bank.max_length("train") - 1
-    left, right = spatializer.rir_spectra([(room, 60.0), (room, -60.0)], nfft)  # mirror images
-    assert torch.equal(left, right.flip(0)) and not torch.equal(left, right)
-    for spectrum, az in ((left, 60.0), (right, -60.0)):  # the spectrum of exactly the RIR get() returns
-        torch.testing.assert_close(spectrum, torch.fft.rfft(torch.from_numpy(bank.get(room, az)), n=nfft))
+    longest = bank.max_length("train")
+    for samples in (longest // 2, 3 * longest):  # RIRs cut at the clip length; whole RIRs for long clips
+        taps = min(samples, longest)
+        nfft = spatializer.fft_length(samples)
+        assert spatializer.taps(samples) == taps and nfft == fft_size(samples + taps - 1)
+        left, right = spatializer.rir_spectra([(room, 60.0), (room, -60.0)], samples)  # mirror images
+        assert torch.equal(left, right.flip(0)) and not torch.equal(left, right)
+        for spectrum, az in ((left, 60.0), (right, -60.0)):  # the spectrum of the RIR get() returns
+            rir = torch.from_numpy(bank.get(room, az))[:, :taps]
+            torch.testing.assert_close(spectrum, torch.fft.rfft(rir, n=nfft))
 
 
 def test_spectrum_cache_drops_the_least_recently_used_past_its_budget():

@@ -131,6 +131,7 @@ def permuted_mixtures(
     for p in perms:
         if sorted(p) != list(range(n)):
             raise ValueError(f"{p} is not a permutation of {n} sources.")
+    rirs = rirs[..., :t]  # taps past the clip length never reach the kept output samples
     nfft = fft_size(t + rirs.shape[-1] - 1)
     rirs = rirs.to(device=sources.device, dtype=torch.float32)
     step = _chunk_size(sources.device, b)
@@ -512,8 +513,9 @@ class Spatializer:
     (``PairingSampler``); ``seed`` makes every pairing reproducible. ``max_rir_length``
     (samples) optionally cuts RIRs, trading reverberation tail for speed.
 
-    Convolutions run at one FFT length per clip length, set by the split's longest RIR, so
-    that each RIR's spectrum is computed once and kept (least recently used first dropped past
+    Convolutions run at one FFT length per clip length, set by the split's longest RIR (cut at
+    the clip length: later taps reach only the cut-off tail), so that each RIR's spectrum is
+    computed once and kept (least recently used first dropped past
     ``spectrum_cache_mb`` MiB; 0 keeps none): a scene then costs one FFT per source and one
     inverse FFT per channel. Mirror-image azimuths share their stored RIR's spectrum.
     """
@@ -558,32 +560,36 @@ class Spatializer:
         """RIRs (B, C, L) float32 on the device for (room_id, azimuth_deg) keys."""
         return self.bank.get_batch(keys, device=self.device, max_length=self.max_rir_length)
 
-    def fft_length(self, samples: int) -> int:
-        """FFT length of the convolutions for clips of ``samples``: room for the split's longest RIR."""
-        longest = self.bank.max_length(self.split)
-        if self.max_rir_length is not None:
-            longest = min(longest, self.max_rir_length)
-        return fft_size(samples + longest - 1)
+    def taps(self, samples: int) -> int:
+        """RIR samples that reach the first ``samples`` output samples: the split's longest RIR, cut at
+        ``max_rir_length`` and at the clip length (later taps only reach the cut-off tail)."""
+        longest = min(self.bank.max_length(self.split), samples)
+        return longest if self.max_rir_length is None else min(longest, self.max_rir_length)
 
-    def rir_spectra(self, keys: Sequence[tuple[int, float]], nfft: int) -> torch.Tensor:
-        """(B, C, nfft // 2 + 1) complex64 spectra of the RIRs of (room_id, azimuth_deg) ``keys`` on the
-        device: cached ones reused, the others computed in one batch and kept."""
+    def fft_length(self, samples: int) -> int:
+        """FFT length of the convolutions for clips of ``samples``: room for ``taps(samples)``."""
+        return fft_size(samples + self.taps(samples) - 1)
+
+    def rir_spectra(self, keys: Sequence[tuple[int, float]], samples: int) -> torch.Tensor:
+        """(B, C, fft_length(samples) // 2 + 1) complex64 spectra of the RIRs of (room_id, azimuth_deg)
+        ``keys``, cut to ``taps(samples)``, on the device: kept ones reused, the others computed in one
+        batch and kept."""
+        taps, nfft = self.taps(samples), self.fft_length(samples)
         stored = [self.bank.stored_key(room_id, az) for room_id, az in keys]
-        missing = list(dict.fromkeys(key for key, _ in stored if self.spectra.get((key, nfft)) is None))
+
+        def compute(batch: list[tuple[int, int]]) -> torch.Tensor:
+            queries = [(room_id, millideg / 1000.0) for room_id, millideg in batch]  # stored: no swap
+            return torch.fft.rfft(self.bank.get_batch(queries, device=self.device, max_length=taps), n=nfft)
+
+        missing = list(dict.fromkeys(key for key, _ in stored if self.spectra.get((key, taps, nfft)) is None))
         if missing:
-            rirs = self.bank.get_batch(
-                [(room_id, millideg / 1000.0) for room_id, millideg in missing],
-                device=self.device,
-                max_length=self.max_rir_length,
-            )
-            for key, spectrum in zip(missing, torch.fft.rfft(rirs, n=nfft)):
-                self.spectra.put((key, nfft), spectrum)
+            for key, spectrum in zip(missing, compute(missing)):
+                self.spectra.put((key, taps, nfft), spectrum)
         parts = []
         for key, swap in stored:
-            spectrum = self.spectra.get((key, nfft))
+            spectrum = self.spectra.get((key, taps, nfft))
             if spectrum is None:  # not kept (the cache is smaller than one batch): compute it again
-                rir = self.bank.get_batch([(key[0], key[1] / 1000.0)], device=self.device, max_length=self.max_rir_length)
-                spectrum = torch.fft.rfft(rir[0], n=nfft)
+                spectrum = compute([key])[0]
             parts.append(spectrum.flip(0) if swap else spectrum)
         return torch.stack(parts)
 
@@ -592,9 +598,8 @@ class Spatializer:
         _check_clips(clips)
         if len(keys) != clips.shape[0]:
             raise ValueError(f"Got {clips.shape[0]} clips but {len(keys)} RIR keys; give one key per clip.")
-        nfft = self.fft_length(clips.shape[-1])
-        spectra = self.rir_spectra(keys, nfft).to(clips.device)
-        return mix_spectra(clips[:, None], spectra[:, None], [(0,)], nfft)[:, 0]
+        spectra = self.rir_spectra(keys, clips.shape[-1]).to(clips.device)
+        return mix_spectra(clips[:, None], spectra[:, None], [(0,)], self.fft_length(clips.shape[-1]))[:, 0]
 
     def draw_scenes(
         self,
@@ -658,9 +663,9 @@ class Spatializer:
             perms = permutations_of(n) if scl else [tuple(range(n))]
             sources = clips[torch.as_tensor([scenes[s].sources for s in indices], device=clips.device)]  # (M, n, T)
             keys = [k for s in indices for k in scenes[s].keys]
-            nfft = self.fft_length(clips.shape[-1])
-            spectra = self.rir_spectra(keys, nfft).to(clips.device)
-            audio = mix_spectra(sources, spectra.reshape(len(indices), n, *spectra.shape[1:]), perms, nfft)
+            spectra = self.rir_spectra(keys, clips.shape[-1]).to(clips.device)
+            spectra = spectra.reshape(len(indices), n, *spectra.shape[1:])
+            audio = mix_spectra(sources, spectra, perms, self.fft_length(clips.shape[-1]))
             parts += [(s, audio[m], perms) for m, s in enumerate(indices)]
         parts.sort(key=lambda p: p[0])
         return self._assemble(parts, scenes, captions)
