@@ -5,7 +5,9 @@ Prints, from one run (times per batch, ratios baseline / ours):
      ``SeldConvBlock`` (max-pool before the ReLU; eval-mode BatchNorm folded into the conv),
      in eval mode (a frozen encoder) and as a training step (forward + backward);
   2. the source tower's CLAP log-mel (``SourceFrontend``) with a float64 STFT (baseline, as
-     ``ClapFeatureExtractor``) vs float32 (``mel_float64=False``).
+     ``ClapFeatureExtractor``) vs float32 (``mel_float64=False``);
+  3. the resampling to the source tower's rate: the polyphase filter as a one-channel strided
+     ``conv1d`` (baseline) vs ``SincResampler``'s banded matrix product.
 
 Run:  python benchmarks/bench_frontends.py [--preset tiny | --quickstart] [--batch 40 --seconds 1 --repeats 10]
 """
@@ -18,7 +20,7 @@ from typing import Callable
 import torch
 
 from spatial_clap_hf import SeldNetModel, get_config
-from spatial_clap_hf.models.spatial_clap.frontend_spatial_clap import SourceFrontend
+from spatial_clap_hf.models.spatial_clap.frontend_spatial_clap import SincResampler, SourceFrontend
 from spatial_clap_hf.quickstart import load_recipe
 
 from _timing import median_seconds
@@ -50,6 +52,13 @@ def our_blocks(model: SeldNetModel, features: torch.Tensor) -> torch.Tensor:
     for block in model.conv_blocks:
         hidden = block(hidden)
     return hidden
+
+
+def conv1d_resample(resampler: SincResampler, waveforms: torch.Tensor) -> torch.Tensor:
+    """The same polyphase filter as a one-channel strided convolution: (N, samples) → (N, frames)."""
+    padded = torch.nn.functional.pad(waveforms, (resampler.width, resampler.width + resampler.orig))
+    out = torch.nn.functional.conv1d(padded[:, None], resampler.kernel, stride=resampler.orig)
+    return out.transpose(1, 2).reshape(waveforms.shape[0], -1)[:, : resampler.output_length(waveforms.shape[-1])]
 
 
 def report(name: str, baseline_ms: float, ours_ms: float) -> None:
@@ -96,6 +105,16 @@ def main() -> None:
         with torch.no_grad():
             times[float64] = median_ms(lambda: frontend(waveforms), args.repeats)
     report("source log-mel, float64 vs float32", times[True], times[False])
+
+    resampler = SincResampler(config.sample_rate, config.source_sample_rate)
+    mono = waveforms.mean(dim=1)
+    torch.testing.assert_close(resampler(mono), conv1d_resample(resampler, mono), rtol=0, atol=1e-5)
+    with torch.no_grad():
+        report(
+            f"resampling {config.sample_rate} -> {config.source_sample_rate} Hz",
+            median_ms(lambda: conv1d_resample(resampler, mono), args.repeats),
+            median_ms(lambda: resampler(mono), args.repeats),
+        )
 
 
 if __name__ == "__main__":
