@@ -459,9 +459,9 @@ class RirBank:
             batch[i, :, :n] = rir[:, :n]
         return torch.from_numpy(batch).to(device) if device is not None else torch.from_numpy(batch)
 
-    def stored_key(self, room_id: int, azimuth_deg: float) -> tuple[tuple[int, float], bool]:
-        """``((room_id, stored azimuth), swap)``: which stored RIR ``get`` returns for the key, and
-        whether with its channels swapped (the mirror image of a stored azimuth)."""
+    def stored_key(self, room_id: int, azimuth_deg: float) -> tuple[tuple[int, int], bool]:
+        """``((room_id, stored azimuth in millidegrees), swap)``: which stored RIR ``get`` returns for the
+        key, and whether with its channels swapped (the mirror image of a stored azimuth)."""
         stored, swap = self._stored_azimuth(azimuth_deg)
         return (int(room_id), _az_key(stored)), swap
 

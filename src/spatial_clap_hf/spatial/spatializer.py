@@ -498,7 +498,8 @@ class SpectrumCache:
         if size > self.max_bytes:
             return
         if key in self._items:
-            self.bytes -= self._items.pop(key).numel() * value.element_size()
+            old = self._items.pop(key)
+            self.bytes -= old.numel() * old.element_size()
         self._items[key] = value
         self.bytes += size
         while self.bytes > self.max_bytes:

@@ -45,8 +45,9 @@ class SincResampler(nn.Module):
 
     The polyphase filter runs as one matrix product: each window of the input yields ``block``
     frames of all ``new`` phases through a banded matrix (the kernel repeated down its
-    diagonal), which is much faster on CPUs than a one-channel strided convolution; ``block``
-    keeps the band's extra multiplications by zero at most about 1.5 times the kernel's.
+    diagonal), which is much faster on CPUs than a one-channel strided convolution. ``block``
+    (at most 16) keeps the multiplications by the band's zeros at most about 1.5 times the
+    kernel's length per output sample.
     """
 
     def __init__(self, orig_freq: int, new_freq: int, lowpass_filter_width: int = 6, rolloff: float = 0.99):
