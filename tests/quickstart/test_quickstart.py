@@ -196,8 +196,10 @@ def _assert_frozen_towers_kept(out):
         assert any(not torch.equal(v, text_start[k]) for k, v in text.items()), f"{name}: the text tower did not train"
         source = variant.source_model.state_dict()
         assert all(torch.equal(v, source[k]) for k, v in start.source_model.state_dict().items()), name
-        if name == "none":
-            assert variant.fusion.state_dict().keys() == start.fusion.state_dict().keys()
+        if name == "none":  # it continues the start's fusion (tested in tests/training), and trains it
+            fusion, fusion_start = variant.fusion.state_dict(), start.fusion.state_dict()
+            assert fusion.keys() == fusion_start.keys()
+            assert any(not torch.equal(v, fusion_start[k]) for k, v in fusion.items()), "the mono fusion did not train"
             continue
         stage1 = SeldNetForSoundEventLocalization.from_pretrained(out / "pretrain" / encoder / "model")
         assert variant.spatial_readout is not None, name

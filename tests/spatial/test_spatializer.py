@@ -240,7 +240,8 @@ def test_rir_spectra_are_computed_once_per_stored_rir_and_reused(bank):
         taps = min(samples, longest)
         nfft = spatializer.fft_length(samples)
         assert spatializer.taps(samples) == taps and nfft == fft_size(samples + taps - 1)
-        left, right = spatializer.rir_spectra([(room, 60.0), (room, -60.0)], samples)  # mirror images
+        (left, right), spectra_nfft = spatializer.rir_spectra([(room, 60.0), (room, -60.0)], samples)  # mirror images
+        assert spectra_nfft == nfft
         assert torch.equal(left, right.flip(0)) and not torch.equal(left, right)
         for spectrum, az in ((left, 60.0), (right, -60.0)):  # the spectrum of the RIR get() returns
             rir = torch.from_numpy(bank.get(room, az))[:, :taps]

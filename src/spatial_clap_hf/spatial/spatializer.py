@@ -25,7 +25,7 @@ import hashlib
 import itertools
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -134,14 +134,8 @@ def permuted_mixtures(
     rirs = rirs[..., :t]  # taps past the clip length never reach the kept output samples
     nfft = fft_size(t + rirs.shape[-1] - 1)
     rirs = rirs.to(device=sources.device, dtype=torch.float32)
-    step = _chunk_size(sources.device, b)
-    out = [
-        _mix_chunk(sources[s : s + step], torch.fft.rfft(rirs[s : s + step], n=nfft), perms, nfft)
-        for s in range(0, b, step)
-    ]
-    if not out:
-        return sources.new_zeros(0, len(perms), rirs.shape[2], t, dtype=torch.float32)
-    return torch.cat(out) if len(out) > 1 else out[0]
+    # Each chunk's RIR spectra are computed with the chunk, so that they stay in cache.
+    return _mix_chunks(sources, rirs.shape[2], lambda s, e: torch.fft.rfft(rirs[s:e], n=nfft), perms, nfft)
 
 
 def mix_spectra(
@@ -161,10 +155,23 @@ def mix_spectra(
             f"got {tuple(spectra.shape)}."
         )
     perms = [tuple(p) for p in permutations]
+    return _mix_chunks(sources, spectra.shape[2], lambda s, e: spectra[s:e], perms, nfft)
+
+
+def _mix_chunks(
+    sources: torch.Tensor,
+    channels: int,
+    spectra_of: Callable[[int, int], torch.Tensor],
+    perms: list[tuple[int, ...]],
+    nfft: int,
+) -> torch.Tensor:
+    """(B, n, T) sources → (B, P, C, T), a few batch items at a time on CPU (``_chunk_size``);
+    ``spectra_of(start, end)`` gives the RIR spectra (end − start, n, C, F) of those items."""
+    b, t = sources.shape[0], sources.shape[2]
     step = _chunk_size(sources.device, b)
-    out = [_mix_chunk(sources[s : s + step], spectra[s : s + step], perms, nfft) for s in range(0, b, step)]
+    out = [_mix_chunk(sources[s : s + step], spectra_of(s, s + step), perms, nfft) for s in range(0, b, step)]
     if not out:
-        return sources.new_zeros(0, len(perms), spectra.shape[2], t, dtype=torch.float32)
+        return sources.new_zeros(0, len(perms), channels, t, dtype=torch.float32)
     return torch.cat(out) if len(out) > 1 else out[0]
 
 
@@ -571,10 +578,10 @@ class Spatializer:
         """FFT length of the convolutions for clips of ``samples``: room for ``taps(samples)``."""
         return fft_size(samples + self.taps(samples) - 1)
 
-    def rir_spectra(self, keys: Sequence[tuple[int, float]], samples: int) -> torch.Tensor:
-        """(B, C, fft_length(samples) // 2 + 1) complex64 spectra of the RIRs of (room_id, azimuth_deg)
-        ``keys``, cut to ``taps(samples)``, on the device: kept ones reused, the others computed in one
-        batch and kept."""
+    def rir_spectra(self, keys: Sequence[tuple[int, float]], samples: int) -> tuple[torch.Tensor, int]:
+        """``(spectra, nfft)``: (B, C, nfft // 2 + 1) complex64 spectra of the RIRs of (room_id,
+        azimuth_deg) ``keys``, cut to ``taps(samples)``, at ``nfft = fft_length(samples)``, on the device:
+        kept ones reused, the others computed in one batch and kept."""
         taps, nfft = self.taps(samples), self.fft_length(samples)
         stored = [self.bank.stored_key(room_id, az) for room_id, az in keys]
 
@@ -592,15 +599,15 @@ class Spatializer:
             if spectrum is None:  # not kept (the cache is smaller than one batch): compute it again
                 spectrum = compute([key])[0]
             parts.append(spectrum.flip(0) if swap else spectrum)
-        return torch.stack(parts)
+        return torch.stack(parts), nfft
 
     def spatialize(self, clips: torch.Tensor, keys: Sequence[tuple[int, float]]) -> torch.Tensor:
         """Single-source scenes: clips (B, T) at ``sample_rate`` → (B, C, T), one key per clip."""
         _check_clips(clips)
         if len(keys) != clips.shape[0]:
             raise ValueError(f"Got {clips.shape[0]} clips but {len(keys)} RIR keys; give one key per clip.")
-        spectra = self.rir_spectra(keys, clips.shape[-1]).to(clips.device)
-        return mix_spectra(clips[:, None], spectra[:, None], [(0,)], self.fft_length(clips.shape[-1]))[:, 0]
+        spectra, nfft = self.rir_spectra(keys, clips.shape[-1])
+        return mix_spectra(clips[:, None], spectra.to(clips.device)[:, None], [(0,)], nfft)[:, 0]
 
     def draw_scenes(
         self,
@@ -664,9 +671,9 @@ class Spatializer:
             perms = permutations_of(n) if scl else [tuple(range(n))]
             sources = clips[torch.as_tensor([scenes[s].sources for s in indices], device=clips.device)]  # (M, n, T)
             keys = [k for s in indices for k in scenes[s].keys]
-            spectra = self.rir_spectra(keys, clips.shape[-1]).to(clips.device)
-            spectra = spectra.reshape(len(indices), n, *spectra.shape[1:])
-            audio = mix_spectra(sources, spectra, perms, self.fft_length(clips.shape[-1]))
+            spectra, nfft = self.rir_spectra(keys, clips.shape[-1])
+            spectra = spectra.to(clips.device).reshape(len(indices), n, *spectra.shape[1:])
+            audio = mix_spectra(sources, spectra, perms, nfft)
             parts += [(s, audio[m], perms) for m, s in enumerate(indices)]
         parts.sort(key=lambda p: p[0])
         return self._assemble(parts, scenes, captions)
